@@ -1,0 +1,31 @@
+# petcd: developer entry points. `make help` lists them.
+PYTHON ?= python3
+PYTEST ?= $(PYTHON) -m pytest
+TIERS ?= unit or node or e2e
+
+.PHONY: help install test test-unit test-node test-e2e lint proto tools dev cluster bench soak
+
+help:
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+install: ## install petcd, the operator and the test tools into the current Python
+	$(PYTHON) -m pip install -q -e '.[operator,test]'
+
+test: ## run the unit, node and e2e tiers (what CI runs)
+	$(PYTEST) -m "$(TIERS)"
+
+test-unit: ## in-process tests only
+	$(PYTEST) -m unit
+
+test-node: ## real petcd/etcd processes on loopback
+	$(PYTEST) -m node
+
+test-e2e: ## the operator on the local Kubernetes control plane
+	$(PYTEST) -m e2e
+
+lint: ## ruff + mypy --strict on both packages
+	$(PYTHON) -m ruff check node operator tests
+	$(PYTHON) -m mypy
+
+soak: ## long randomized runs (RAFT_SIM_SCHEDULES etc. raise the counts)
+	RAFT_SIM_SCHEDULES=$${RAFT_SIM_SCHEDULES:-20000} $(PYTEST) -m "unit or soak" tests/raft

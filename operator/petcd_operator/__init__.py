@@ -1,0 +1,3 @@
+"""petcd-operator: a kopf operator that runs EtcdCluster resources."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,27 @@
+"""Test tiers: each test directory belongs to one tier (a pytest marker), so `pytest -m unit` runs one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+TIER_OF_DIRECTORY = {
+    "raft": "unit",
+    "storage": "unit",
+    "operator": "unit",
+    "unit": "unit",
+    "node": "node",
+    "testenv": "e2e",
+    "e2e": "e2e",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.iter_markers(name=t) for t in ("unit", "node", "e2e", "soak")):
+            continue
+        parts = Path(str(item.path)).relative_to(TESTS).parts
+        tier = TIER_OF_DIRECTORY.get(parts[0], "unit") if len(parts) > 1 else "unit"
+        item.add_marker(getattr(pytest.mark, tier))
