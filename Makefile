@@ -29,3 +29,7 @@ lint: ## ruff + mypy --strict on both packages
 
 soak: ## long randomized runs (RAFT_SIM_SCHEDULES etc. raise the counts)
 	RAFT_SIM_SCHEDULES=$${RAFT_SIM_SCHEDULES:-20000} $(PYTEST) -m "unit or soak" tests/raft
+
+proto: ## regenerate node/petcd/proto/*_pb2*.py(i) from the .proto files (needs grpcio-tools)
+	$(PYTHON) -m grpc_tools.protoc -I node --python_out=node --pyi_out=node node/petcd/proto/*.proto
+	$(PYTHON) -m grpc_tools.protoc -I node --grpc_python_out=node node/petcd/proto/rpc.proto node/petcd/proto/health.proto
