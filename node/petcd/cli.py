@@ -1,0 +1,137 @@
+"""The `petcd` command: etcd's command line in, a running member out.
+
+    petcd [flags]            start a member (flags, ETCD_* variables or --config-file, as etcd)
+    petcd --version          versions, laid out like `etcd --version`
+    petcd -h | --help        the flags
+    petcd <command> ...      subcommands (SUBCOMMANDS; `petcd snapshot` will live there)
+
+A refused start prints one line on stderr and exits 1 (2 for a flag the parser rejects, as etcd),
+before anything touches the data directory. The server is imported only to run it, so `--help` and
+`--version` work without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import os
+import platform
+import sys
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+
+from petcd import __version__, config
+from petcd.log import configure, get_logger
+
+ETCD_API_VERSION = "3.5"
+
+# Subcommands: `petcd <name> args...` -> handler(args, environ) -> exit status.
+Subcommand = Callable[[Sequence[str], Mapping[str, str]], int]
+SUBCOMMANDS: dict[str, Subcommand] = {}
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+
+def version_text() -> str:
+    machine = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    return (f"petcd Version: {__version__}\n"
+            f"etcd API Version: {ETCD_API_VERSION}\n"
+            "Git SHA: Not provided\n"
+            f"Python Version: {platform.python_version()}\n"
+            f"Python OS/Arch: {sys.platform}/{machine}\n")
+
+
+def _refuse(message: str, status: int) -> int:
+    print(f"petcd: {message}", file=sys.stderr)
+    return status
+
+
+def unserved_settings(cfg: config.Config) -> list[str]:
+    """Settings petcd parses and validates but cannot serve yet (TLS): starting would mislead clients."""
+    urls = (*cfg.listen_client_urls, *cfg.listen_peer_urls, *cfg.listen_metrics_urls,
+            *cfg.advertise_client_urls, *cfg.initial_advertise_peer_urls)
+    found = [url for url in urls if urllib.parse.urlsplit(url).scheme in ("https", "unixs")]
+    for flag, tls in (("", cfg.client_tls), ("peer-", cfg.peer_tls)):
+        if tls.cert_file or tls.key_file:
+            found.append(f"--{flag}cert-file/--{flag}key-file")
+        if tls.auto_tls:
+            found.append(f"--{flag}auto-tls")
+    return found
+
+
+def has_data(cfg: config.Config) -> bool:
+    """Whether this member was started before: then etcd ignores the bootstrap settings."""
+    return cfg.wal_path.is_dir() and any(cfg.wal_path.iterdir())
+
+
+def check_startable(cfg: config.Config) -> None:
+    """The checks that need the disk (read-only) or that petcd adds; ConfigError when refused."""
+    unserved = unserved_settings(cfg)
+    if unserved:
+        raise config.ConfigError(f"TLS is not supported by this petcd version yet ({', '.join(unserved)})")
+    if not has_data(cfg) and not cfg.discovery_srv:
+        cfg.verify_bootstrap()
+
+
+def run_server(cfg: config.Config) -> int:
+    """Hand over to the server shell; it owns the event loop, signals and readiness."""
+    # Imported here (and by name: its signature belongs to the server shell, sync or async).
+    server = importlib.import_module("petcd.server")
+    result = server.run(cfg)
+    if inspect.isawaitable(result):
+        result = asyncio.run(_await(result))
+    return result if isinstance(result, int) else EXIT_OK
+
+
+async def _await(awaitable: object) -> object:
+    assert inspect.isawaitable(awaitable)
+    return await awaitable
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    env = os.environ if environ is None else environ
+    if args and args[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[args[0]](args[1:], env)
+    try:
+        loaded = config.load(args, env)
+    except config.UsageError as exc:
+        return _refuse(f"{exc}. See 'petcd --help'.", EXIT_USAGE)
+    except config.ConfigError as exc:
+        return _refuse(f"error verifying flags, {exc}. See 'petcd --help'.", EXIT_REFUSED)
+    if loaded.command == "help":
+        sys.stdout.write(config.help_text())
+        return EXIT_OK
+    if loaded.command == "version":
+        sys.stdout.write(version_text())
+        return EXIT_OK
+    cfg = loaded.config
+    assert cfg is not None
+    try:
+        configure(cfg.name, cfg.log_level, cfg.log_outputs_resolved)
+    except OSError as exc:
+        return _refuse(f"error verifying flags, cannot open --log-outputs: {exc}. See 'petcd --help'.",
+                       EXIT_REFUSED)
+    log = get_logger("main")
+    if cfg.config_file:
+        log.info("loaded server configuration, other configuration command line flags and environment "
+                 "variables will be ignored if provided", path=cfg.config_file)
+    for warning in loaded.warnings:
+        log.warn(warning)
+    try:
+        check_startable(cfg)
+    except config.ConfigError as exc:
+        return _refuse(f"error verifying flags, {exc}. See 'petcd --help'.", EXIT_REFUSED)
+    log.info("starting petcd", **{"petcd-version": __version__, **config.as_log_fields(cfg)})
+    try:
+        return run_server(cfg)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one clear line, the traceback only in the structured log
+        log.exception("petcd stopped with an error", error=str(exc))
+        return _refuse(f"{type(exc).__name__}: {exc}", EXIT_REFUSED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

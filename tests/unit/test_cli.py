@@ -1,0 +1,90 @@
+"""petcd.cli: the `petcd` command's answers before the server starts (help, version, refusals)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from petcd import cli
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str], env: dict[str, str] | None = None
+        ) -> tuple[int, str, str]:
+    status = cli.main(argv, env or {})
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_version_is_laid_out_like_etcds(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(["--version"], capsys)
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "petcd Version", "etcd API Version", "Git SHA", "Python Version", "Python OS/Arch"]
+    assert lines[0] == "petcd Version: 0.1.0"
+    assert lines[1] == "etcd API Version: 3.5"
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(["--help"], capsys)
+    assert status == 0
+    assert out.startswith("Usage:")
+    assert "--initial-cluster-token 'etcd-cluster'" in out
+
+
+@pytest.mark.parametrize(("argv", "status", "line"), [
+    (["--bogus"], 2, "petcd: flag provided but not defined: -bogus. See 'petcd --help'."),
+    (["--election-timeout", "10"], 1,
+     "petcd: error verifying flags, --election-timeout[10ms] should be at least as 5 times as "
+     "--heartbeat-interval[100ms]. See 'petcd --help'."),
+    (["snapshot", "save", "x.db"], 1, "petcd: error verifying flags, 'snapshot' is not a valid flag. "
+                                      "See 'petcd --help'."),
+])
+def test_refusals_are_one_line(argv: list[str], status: int, line: str,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    got_status, out, err = run(argv, capsys)
+    assert (got_status, out, err) == (status, "", line + "\n")
+
+
+def test_refused_bootstrap_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data_dir = tmp_path / "foo.etcd"
+    status, _, err = run(["--name", "foo", "--data-dir", str(data_dir),
+                          "--initial-cluster", "bar=http://127.0.0.1:12380"], capsys)
+    assert status == 1
+    assert err.splitlines()[-1] == ('petcd: error verifying flags, couldn\'t find local name "foo" in the '
+                                    "initial cluster configuration. See 'petcd --help'.")
+    assert not data_dir.exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_bootstrap_settings_are_ignored_once_a_wal_exists(tmp_path: Path) -> None:
+    loaded = cli.config.load(["--name", "foo", "--data-dir", str(tmp_path / "d"),
+                              "--initial-cluster", "bar=http://127.0.0.1:12380"], {})
+    assert loaded.config is not None
+    with pytest.raises(cli.config.ConfigError):
+        cli.check_startable(loaded.config)
+    (tmp_path / "d" / "member" / "wal").mkdir(parents=True)
+    (tmp_path / "d" / "member" / "wal" / "0000000000000000-0000000000000000.wal").write_bytes(b"x")
+    cli.check_startable(loaded.config)
+
+
+def test_tls_is_refused_until_served(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(["--data-dir", str(tmp_path / "d"), "--cert-file", "/x.crt", "--key-file", "/x.key"],
+                         capsys)
+    assert status == 1
+    assert "TLS is not supported by this petcd version yet (--cert-file/--key-file)" in err.splitlines()[-1]
+    assert not (tmp_path / "d").exists()
+
+
+def test_start_warnings_are_json_log_lines_with_the_member_name(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(["--name", "foo", "--data-dir", str(tmp_path / "d"),
+                          "--initial-cluster", "bar=http://127.0.0.1:12380"], capsys,
+                         env={"http_proxy": "10.0.0.1:3128"})
+    assert status == 1
+    logged = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    proxy = [entry for entry in logged if "proxy" in entry["msg"]]
+    assert proxy and proxy[0]["level"] == "warn" and proxy[0]["name"] == "foo"
+    assert proxy[0]["caller"].startswith("cli.py:")
