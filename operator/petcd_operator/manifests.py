@@ -274,13 +274,26 @@ def statefulset(spec: ClusterSpec, replicas: int) -> Object:
     return _finish(spec, "apps/v1", "StatefulSet", spec.name, body, managed)
 
 
-def statefulset_update(obj: Object) -> Object:
-    """The merge patch that brings an existing StatefulSet in line (the other fields are immutable)."""
-    managed = {
-        k: obj["spec"][k] for k in ("template", "updateStrategy", "persistentVolumeClaimRetentionPolicy")
-    }
-    metadata = {k: obj["metadata"][k] for k in ("labels", "annotations")}
-    return {"metadata": metadata, "spec": managed}
+def statefulset_update(obj: Object) -> list[dict[str, Any]]:
+    """The JSON patch that brings an existing StatefulSet in line.
+
+    Whole-value replacement (not a strategic merge, which would keep env entries we dropped); the
+    other spec fields are immutable and replicas belong to the planner.
+    """
+    escaped = HASH_ANNOTATION.replace("~", "~0").replace("/", "~1")
+    ops: list[dict[str, Any]] = [
+        {"op": "add", "path": f"/spec/{field}", "value": obj["spec"][field]}
+        for field in ("template", "updateStrategy", "persistentVolumeClaimRetentionPolicy")
+    ]
+    ops.append({"op": "add", "path": "/metadata/labels", "value": obj["metadata"]["labels"]})
+    ops.append(
+        {
+            "op": "add",
+            "path": f"/metadata/annotations/{escaped}",
+            "value": obj["metadata"]["annotations"][HASH_ANNOTATION],
+        }
+    )
+    return ops
 
 
 def pod_disruption_budget(spec: ClusterSpec) -> Object:

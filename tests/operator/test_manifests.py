@@ -151,8 +151,11 @@ def test_hash_follows_the_template_not_the_replicas() -> None:
     assert a["metadata"]["annotations"][HASH_ANNOTATION] == b["metadata"]["annotations"][HASH_ANNOTATION]
     c = statefulset(make_spec(image="petcd/petcd:9.9.9"), 1)
     assert c["metadata"]["annotations"][HASH_ANNOTATION] != a["metadata"]["annotations"][HASH_ANNOTATION]
-    patch = statefulset_update(c)
-    assert set(patch["spec"]) == {"template", "updateStrategy", "persistentVolumeClaimRetentionPolicy"}
+    patch = {op["path"]: op["value"] for op in statefulset_update(c)}
+    assert patch["/spec/template"] == c["spec"]["template"]
+    assert {"/spec/updateStrategy", "/spec/persistentVolumeClaimRetentionPolicy"} <= set(patch)
+    assert patch["/metadata/annotations/petcd.io~1spec-hash"] == c["metadata"]["annotations"][HASH_ANNOTATION]
+    assert not any(path.startswith(("/spec/replicas", "/spec/selector")) for path in patch)
 
 
 def test_config_map_is_new_only_before_the_cluster_id_is_recorded() -> None:
