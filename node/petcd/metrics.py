@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import platform
 import resource
+import threading
+from collections.abc import Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,6 +24,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 # etcd's client_golang exposes no `_created` series.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -34,6 +38,34 @@ WAL_FSYNC_BUCKETS = tuple(0.001 * 2**n for n in range(14))
 BACKEND_COMMIT_BUCKETS = tuple(0.001 * 2**n for n in range(14))
 PEER_RTT_BUCKETS = tuple(0.0001 * 2**n for n in range(16))
 GRPC_HANDLING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class PlainCounter(Collector):
+    """A counter exposed under its exact name. etcd has counters without the `_total` suffix
+    (`etcd_server_health_success`), which prometheus_client's Counter would always add."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._value = 0.0
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def inc(self, amount: float = 1.0) -> None:
+        with self._lock:
+            self._value += amount
+
+    def get(self) -> float:
+        return self._value
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def collect(self) -> Iterator[Metric]:
+        metric = Metric(self._name, self._documentation, "counter")
+        metric.add_sample(self._name, {}, self._value)
+        yield metric
 
 
 def _open_fd_count() -> float:
@@ -96,10 +128,10 @@ class Metrics:
                                          "or timed out read index requests.", registry=r)
         self.read_indexes_failed = Counter("etcd_server_read_indexes_failed_total",
                                            "The total number of failed read indexes seen.", registry=r)
-        self.health_success = Counter("etcd_server_health_success",
-                                      "The total number of successful health checks", registry=r)
-        self.health_failures = Counter("etcd_server_health_failures",
-                                       "The total number of failed health checks", registry=r)
+        self.health_success = PlainCounter("etcd_server_health_success",
+                                           "The total number of successful health checks", r)
+        self.health_failures = PlainCounter("etcd_server_health_failures",
+                                            "The total number of failed health checks", r)
         self.healthcheck = Gauge("etcd_server_healthcheck", "The result of each kind of healthcheck.",
                                  ["type", "name"], registry=r)
         self.healthchecks = Counter("etcd_server_healthchecks_total",
@@ -208,4 +240,11 @@ class Metrics:
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every series."""
-        return generate_latest(self.registry)
+        text = generate_latest(self.registry)
+        # prometheus_client names a counter's HELP/TYPE lines `<name>_total`; etcd's plain counters
+        # keep their exact names there too.
+        for counter in (self.health_success, self.health_failures):
+            for kind in (b"HELP", b"TYPE"):
+                name = counter.name.encode()
+                text = text.replace(b"# %s %s_total " % (kind, name), b"# %s %s " % (kind, name))
+        return text

@@ -212,8 +212,8 @@ class Endpoints:
         if request.method != "GET":
             return _method_not_allowed()
         server, cluster = self.source.versions()
-        return web.json_response({"etcdserver": server, "etcdcluster": cluster},
-                                 dumps=lambda v: json.dumps(v, separators=(",", ":")))
+        body = json.dumps({"etcdserver": server, "etcdcluster": cluster}, separators=(",", ":"))
+        return web.Response(body=body.encode(), headers={"Content-Type": "application/json"})
 
     async def metrics_text(self, request: web.Request) -> web.Response:
         if request.method != "GET":
