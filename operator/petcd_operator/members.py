@@ -133,28 +133,39 @@ class MemberClient:
                     raise
         raise MembershipError(f"{method}: no member answered ({_details(last) if last else 'no endpoints'})")
 
+    def _listed_id(self, targets: Sequence[str], peer_url: str) -> int | None:
+        found = self.member_list(targets)
+        if found is None:
+            return None
+        return next((int(m.ID) for m in found[0].members if peer_url in m.peerURLs), None)
+
     def add_learner(self, endpoints: Endpoints, peer_url: str) -> int:
-        """MemberAdd as a learner; the ID of the (possibly already) added member."""
+        """MemberAdd as a learner, unless the peer URL is already listed; the member's ID."""
+        targets = endpoints.all(excluding=peer_url)
+        listed = self._listed_id(targets, peer_url)
+        if listed is not None:
+            return listed  # added by an earlier attempt: resume
         try:
             response = self._cluster_call(
-                endpoints.all(excluding=peer_url),
-                "MemberAdd",
-                rpc_pb2.MemberAddRequest(peerURLs=[peer_url], isLearner=True),
+                targets, "MemberAdd", rpc_pb2.MemberAddRequest(peerURLs=[peer_url], isLearner=True)
             )
         except grpc.RpcError as error:
-            if "Peer URLs already exists" in _details(error):
-                existing = self.member_list(endpoints.all(excluding=peer_url))
-                if existing:
-                    return next(m.ID for m in existing[0].members if peer_url in m.peerURLs)
+            # "Peer URLs already exists" / "member ID already exist": a concurrent or lost earlier add.
+            listed = self._listed_id(targets, peer_url) if "already exist" in _details(error) else None
+            if listed is not None:
+                return listed
             raise MembershipError(f"MemberAdd {peer_url}: {_details(error)}") from error
         assert isinstance(response, rpc_pb2.MemberAddResponse)
         return int(response.member.ID)
 
     def promote(self, endpoints: Endpoints, member_id: int, peer_url: str) -> None:
+        targets = endpoints.all(excluding=peer_url)
+        found = self.member_list(targets)
+        member = next((m for m in found[0].members if m.ID == member_id), None) if found else None
+        if member is not None and not member.isLearner:
+            return  # promoted by an earlier attempt (etcd 3.4 would answer "not in sync" here)
         try:
-            self._cluster_call(
-                endpoints.all(excluding=peer_url), "MemberPromote", rpc_pb2.MemberPromoteRequest(ID=member_id)
-            )
+            self._cluster_call(targets, "MemberPromote", rpc_pb2.MemberPromoteRequest(ID=member_id))
         except grpc.RpcError as error:
             details = _details(error)
             if "can only promote a learner member which is in sync" in details:
