@@ -161,7 +161,7 @@ class MemberClient:
     def promote(self, endpoints: Endpoints, member_id: int, peer_url: str) -> None:
         targets = endpoints.all(excluding=peer_url)
         found = self.member_list(targets)
-        member = next((m for m in found[0].members if m.ID == member_id), None) if found else None
+        member = next((m for m in found[0].members if member_id == m.ID), None) if found else None
         if member is not None and not member.isLearner:
             return  # promoted by an earlier attempt (etcd 3.4 would answer "not in sync" here)
         try:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-
 from petcd_operator.members import Endpoints, LearnerNotReady, MemberClient, MembershipError
 from petcd_operator.state import MembersObs
 
