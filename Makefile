@@ -3,7 +3,7 @@ PYTHON ?= python3
 PYTEST ?= $(PYTHON) -m pytest
 TIERS ?= unit or node or e2e
 
-.PHONY: help install test test-unit test-node test-e2e lint proto tools dev cluster bench soak
+.PHONY: help install test test-unit test-node test-e2e lint proto tools tools-etcd dev cluster bench soak
 
 help:
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -33,3 +33,6 @@ soak: ## long randomized runs (RAFT_SIM_SCHEDULES etc. raise the counts)
 proto: ## regenerate node/petcd/proto/*_pb2*.py(i) from the .proto files (needs grpcio-tools)
 	$(PYTHON) -m grpc_tools.protoc -I node --python_out=node --pyi_out=node node/petcd/proto/*.proto
 	$(PYTHON) -m grpc_tools.protoc -I node --grpc_python_out=node node/petcd/proto/rpc.proto node/petcd/proto/health.proto
+
+tools-etcd: ## build etcd 3.5, its etcdctl and benchmark tool once per version (tools/etcd/go.mod)
+	tools/etcd/build.sh

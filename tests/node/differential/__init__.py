@@ -1,0 +1,1 @@
+"""Differential tests: one etcdctl session against etcd and another implementation, compared normalised."""
