@@ -18,7 +18,6 @@ from petcd.raft.raft import Raft
 from petcd.raft.storage import SnapshotOutOfDateError
 from petcd.raft.types import (
     ConfChange,
-    ConfState,
     Entry,
     EntryType,
     HardState,
@@ -27,7 +26,6 @@ from petcd.raft.types import (
     Ready,
     Role,
     Snapshot,
-    SnapshotMetadata,
     decode_conf_change,
 )
 
@@ -39,6 +37,9 @@ class Disk:
     hard_state: HardState = field(default_factory=HardState)
     entries: list[Entry] = field(default_factory=list)
     snapshot: Snapshot = field(default_factory=Snapshot)
+
+    def is_empty(self) -> bool:
+        return not self.entries and self.snapshot.is_empty and self.hard_state == HardState()
 
     def append(self, entries: tuple[Entry, ...]) -> None:
         if not entries:
@@ -68,8 +69,9 @@ class Member:
 
     def __init__(self, node_id: int, disk: Disk, rng: random.Random, raft_class: type[Raft] = Raft,
                  election_tick: int = 10, max_size_per_msg: int | None = 1024 * 1024,
-                 max_inflight: int = 256) -> None:
+                 max_inflight: int = 256, founders: tuple[int, ...] = ()) -> None:
         self.id = node_id
+        self.founders = founders
         self.disk = disk
         self.rng = rng
         self.raft_class = raft_class
@@ -99,6 +101,8 @@ class Member:
             applied=self.applied_index, max_size_per_msg=self.max_size_per_msg,
             max_inflight_msgs=self.max_inflight, rng=self.rng,
         ))
+        if self.founders and self.disk.is_empty():
+            self.node.bootstrap(self.founders)
 
     @property
     def raft(self) -> Raft:
@@ -158,11 +162,6 @@ class Member:
         self.node.propose_conf_change(change)
 
 
-def bootstrap_disk(conf: ConfState) -> Disk:
-    """The disk of a founding member: the initial configuration as of index 0."""
-    return Disk(snapshot=Snapshot(SnapshotMetadata(0, 0, conf)))
-
-
 @dataclass
 class Network:
     """Messages in flight, delivered on demand. `cut` holds the (from, to) pairs that lose everything."""
@@ -188,17 +187,17 @@ class Network:
 class Cluster:
     """A cluster for scenario tests: everything is delivered in order unless a test says otherwise."""
 
-    def __init__(self, voters: tuple[int, ...], learners: tuple[int, ...] = (), seed: int = 0,
-                 raft_class: type[Raft] = Raft, **member_options: int | None) -> None:
+    def __init__(self, voters: tuple[int, ...], seed: int = 0, raft_class: type[Raft] = Raft,
+                 **member_options: int | None) -> None:
         rng = random.Random(seed)
         self.members: dict[int, Member] = {}
-        conf = ConfState(voters=voters, learners=learners)
-        for node in (*voters, *learners):
-            self.members[node] = Member(node, bootstrap_disk(conf), random.Random(rng.random()), raft_class,
-                                        **member_options)  # type: ignore[arg-type]
+        for node in voters:
+            self.members[node] = Member(node, Disk(), random.Random(rng.random()), raft_class,
+                                        founders=voters, **member_options)  # type: ignore[arg-type]
         self.network = Network()
         self.applied: list[Applied] = []
         self.down: set[int] = set()
+        self.stabilize()  # persist and apply the bootstrap entries
 
     def add_member(self, node: int) -> Member:
         """A new, empty machine that will learn the configuration from the leader."""

@@ -20,7 +20,7 @@ def test_campaign_elects_a_leader_that_all_follow() -> None:
     elect(cluster, 1)
     for member in cluster.members.values():
         assert member.raft.lead == 1
-        assert member.raft.term == 1  # PreVote leaves the term alone; the real election raises 0 -> 1
+        assert member.raft.term == 2  # bootstrap is term 1; PreVote leaves it; the real election makes it 2
 
 
 def test_ticks_alone_elect_exactly_one_leader() -> None:
@@ -38,8 +38,8 @@ def test_proposals_commit_and_apply_everywhere_in_order() -> None:
     cluster.stabilize()
     for member in cluster.members.values():
         assert member.kv == {f"k{i}": f"v{i}" for i in range(5)}
-        data = [e.data for e in member.storage.entries(1, member.storage.last_index() + 1)]
-        assert data == [b"", *(f"k{i}=v{i}".encode() for i in range(5))]
+        data = [e.data for e in member.storage.entries(4, member.storage.last_index() + 1)]
+        assert data == [b"", *(f"k{i}=v{i}".encode() for i in range(5))]  # after 3 bootstrap entries
 
 
 def test_follower_proposal_is_forwarded_to_the_leader() -> None:
@@ -61,8 +61,8 @@ def test_ready_hands_out_entries_once_even_before_advance() -> None:
     node = cluster.members[1].node
     node.campaign()
     first = node.ready()
-    assert [e.type for e in first.entries] == [EntryType.NORMAL]
+    assert [e.type for e in first.entries] == [EntryType.NORMAL]  # the new leader's empty entry
     node.propose(b"a=1")
     second = node.ready()
     assert [e.data for e in second.entries] == [b"a=1"]
-    assert first.committed_entries and second.committed_entries[0].index == 2
+    assert first.committed_entries and second.committed_entries[0].index == 3

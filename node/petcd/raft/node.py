@@ -8,14 +8,17 @@ stepping while it persists; it must still handle the batches in order.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from petcd.raft.progress import ProgressState
 from petcd.raft.raft import Config, ProposalDropped, Raft
 from petcd.raft.types import (
     LOCAL_MESSAGES,
+    NONE,
     RESPONSE_MESSAGES,
     ConfChange,
+    ConfChangeType,
     ConfState,
     Entry,
     EntryType,
@@ -57,6 +60,26 @@ class RawNode:
         self.raft = self.raft_class(config)
         self._prev_soft_state = self.raft.soft_state()
         self._prev_hard_state = self.raft.hard_state()
+
+    def bootstrap(self, voters: Sequence[int], contexts: Mapping[int, bytes] | None = None) -> None:
+        """Found a new cluster (etcd's RawNode.Bootstrap): on empty storage, write one committed ADD_NODE
+        conf-change entry per voter at indexes 1..n, term 1. Every founding member does the same, so the
+        logs agree, and a member added later learns the configuration by replaying the log. The first
+        Ready carries these entries (persist them) and, as committed entries, applies them (idempotent)."""
+        if not voters:
+            raise ValueError("must provide at least one peer to Bootstrap")
+        raft = self.raft
+        if raft.raft_log.storage.last_index() != 0 or raft.raft_log.last_index() != 0:
+            raise ValueError("can't bootstrap a nonempty Storage")
+        contexts = contexts or {}
+        raft.become_follower(1, NONE)
+        changes = [ConfChange(ConfChangeType.ADD_NODE, voter, contexts.get(voter, b"")) for voter in voters]
+        raft.raft_log.append([Entry(1, index, EntryType.CONF_CHANGE, encode_conf_change(change))
+                              for index, change in enumerate(changes, start=1)])
+        raft.raft_log.committed = len(changes)
+        for change in changes:
+            raft.apply_conf_change(change)
+        self._prev_hard_state = HardState()  # nothing is persisted yet: the first Ready carries it all
 
     # --- inputs
 

@@ -3,9 +3,12 @@
 The shell writes it (after its own WAL fsync) and the core only reads it. `entries[0]` is a dummy entry
 holding the index and term of the last compacted entry (the snapshot's), so `term(first_index - 1)` works.
 
-A new cluster starts with `MemoryStorage(ConfState(voters=(...)))`: the initial configuration as of index
-0. A member joining an existing cluster starts with `MemoryStorage()` and learns the configuration from
-the leader (a snapshot or the conf-change entries).
+A new cluster's members start with `MemoryStorage()` and call `RawNode.bootstrap(voters)`, which writes the
+initial configuration as conf-change entries 1..n, as etcd does; a member joining later starts with
+`MemoryStorage()` and learns the configuration by replaying those entries (or from a snapshot).
+`MemoryStorage(conf_state)` instead records a configuration as of index 0 that is in no log entry: a
+member added later never learns it unless it first receives a snapshot, so use it only for clusters
+whose membership never grows (or in tests).
 """
 
 from __future__ import annotations

@@ -1,0 +1,499 @@
+"""A deterministic simulator for the Raft core: one seed drives the network, the clocks, crashes and the
+workload, and safety invariants are checked after every step.
+
+Each step draws the same number of random values whatever it does, so a step can be skipped without
+changing the choices of the steps after it; that is how a failing schedule is shrunk (`shrink`).
+
+Invariants (`Checker`): one leader per term; log matching; leader completeness; state machine safety (no
+two members apply different entries at one index); the persisted commit index and term never decrease
+and a vote never changes within a term; a read index is never older than a write acknowledged before the
+read started. Liveness (`Simulation.check_liveness`): once the faults heal, a leader is elected and a
+proposal commits within a bounded number of ticks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass, field
+
+from petcd.raft.raft import ProposalDropped, Raft
+from petcd.raft.types import (
+    NONE,
+    ConfChange,
+    ConfChangeType,
+    Entry,
+    EntryType,
+    Message,
+    MessageType,
+    Ready,
+    Role,
+    decode_conf_change,
+)
+
+from tests.raft.cluster import Disk, Member
+
+LIVENESS_TICKS = 400  # ticks of every member after healing: about 20 election timeouts
+
+
+class Violation(AssertionError):
+    def __init__(self, invariant: str, detail: str) -> None:
+        super().__init__(f"{invariant}: {detail}")
+        self.invariant = invariant
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    nodes: int = 3
+    steps: int = 1000
+    drop: float = 0.05  # probability that a delivered message is lost instead
+    duplicate: float = 0.03  # probability that a delivered message stays in flight for another delivery
+    crash: float = 0.006
+    partition: float = 0.006
+    membership: float = 0.006
+    transfer: float = 0.006
+    snapshot: float = 0.01
+    propose: float = 0.07
+    read: float = 0.04
+    tick: float = 0.08  # every live member ticks once
+    max_in_flight: int = 300
+    election_tick: int = 10
+    max_size_per_msg: int = 120  # small, so appends are split into several messages
+    max_inflight: int = 4  # small, so the pipeline fills up
+    raft_class: type[Raft] = Raft
+    check_liveness: bool = True
+
+
+@dataclass
+class Checker:
+    leader_of_term: dict[int, int] = field(default_factory=dict)
+    entry_at: dict[tuple[int, int], tuple[int, EntryType, bytes]] = field(default_factory=dict)
+    applied_at: dict[int, tuple[int, bytes]] = field(default_factory=dict)
+    commit_index: int = 0
+    commit_term: int = 0
+
+    def on_leader(self, member: Member) -> None:
+        raft = member.raft
+        term = raft.term
+        previous = self.leader_of_term.setdefault(term, member.id)
+        if previous != member.id:
+            raise Violation("election safety", f"term {term} has two leaders: {previous} and {member.id}")
+        # Leader completeness: every entry committed in an earlier term is in the new leader's log.
+        if self.commit_term < term and self.commit_index > raft.raft_log.first_index() - 1 \
+                and not raft.raft_log.match_term(self.commit_index, self.commit_term):
+            raise Violation("leader completeness",
+                            f"leader {member.id} of term {term} lacks committed entry "
+                            f"{self.commit_index} (term {self.commit_term})")
+
+    def on_persist(self, member: Member, ready: Ready, previous_term: int) -> None:
+        """Log matching: an (index, term) pair names one entry, whose predecessor has one term."""
+        entry_at = self.entry_at
+        prev_term = previous_term
+        for entry in ready.entries:
+            key = (entry.index, entry.term)
+            fact = (prev_term, entry.type, entry.data)
+            known = entry_at.setdefault(key, fact)
+            if known != fact:
+                raise Violation("log matching",
+                                f"member {member.id} has entry {key} = {fact}, elsewhere {known}")
+            prev_term = entry.term
+
+    def on_hard_state(self, member: Member, old_term: int, old_vote: int, old_commit: int,
+                      term: int, vote: int, commit: int) -> None:
+        if term < old_term:
+            raise Violation("term monotonic", f"member {member.id} term {old_term} -> {term}")
+        if commit < old_commit:
+            raise Violation("commit monotonic", f"member {member.id} commit {old_commit} -> {commit}")
+        if term == old_term and old_vote != NONE and vote != old_vote:
+            raise Violation("one vote per term", f"member {member.id} voted {old_vote} then {vote} in {term}")
+        if commit > self.commit_index:
+            self.commit_index = commit
+            self.commit_term = member.storage.term(commit)
+
+    def on_apply(self, member: Member, entry: Entry) -> None:
+        fact = (entry.term, entry.data)
+        known = self.applied_at.setdefault(entry.index, fact)
+        if known != fact:
+            raise Violation("state machine safety",
+                            f"member {member.id} applied {fact} at {entry.index}, another applied {known}")
+
+
+@dataclass
+class Simulation:
+    seed: int
+    config: SimConfig
+    skip: frozenset[int] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        config = self.config
+        voters = tuple(range(1, config.nodes + 1))
+        self.members: dict[int, Member] = {}
+        for node in voters:
+            self._new_member(node, Disk(), founders=voters)
+        self.next_id = config.nodes + 1
+        self.down: set[int] = set()
+        self.retired: set[int] = set()
+        self.removed_by: dict[int, set[int]] = {node: set() for node in voters}  # who each member removed
+        self.in_flight: list[Message] = []
+        self.cut: set[tuple[int, int]] = set()
+        self.checker = Checker()
+        self.trace: list[str] = []
+        self.proposals = 0
+        self.proposer_of: dict[bytes, int] = {}
+        self.acked_index = 0
+        self.read_floor: dict[bytes, int] = {}
+        self.reads_checked = 0
+        self.step_number = 0
+
+    def _new_member(self, node: int, disk: Disk, founders: tuple[int, ...] = ()) -> Member:
+        config = self.config
+        member = Member(node, disk, random.Random(self.seed * 1000 + node), config.raft_class,
+                        election_tick=config.election_tick, max_size_per_msg=config.max_size_per_msg,
+                        max_inflight=config.max_inflight, founders=founders)
+        self.members[node] = member
+        return member
+
+    # --- the Ready loop of one member, with the invariant checks
+
+    def flush(self, node: int) -> None:
+        member = self.members[node]
+        checker = self.checker
+        for _ in range(100):
+            if not member.node.has_ready():
+                return
+            raft = member.raft
+            entries_before = raft.raft_log.unstable.next_entries()
+            previous_term = 0
+            if entries_before:
+                previous_term = raft.raft_log.zero_term_on_compacted(entries_before[0].index - 1)
+            old = member.disk.hard_state
+            ready = member.handle_ready(self._on_apply)
+            assert ready is not None
+            if ready.entries:
+                checker.on_persist(member, ready, previous_term)
+            hard = ready.hard_state
+            if hard is not None:
+                checker.on_hard_state(member, old.term, old.vote, old.commit,
+                                      hard.term, hard.vote, hard.commit)
+            if ready.soft_state is not None and ready.soft_state.role == Role.LEADER:
+                checker.on_leader(member)
+            for read in ready.read_states:
+                floor = self.read_floor.get(read.request_ctx)
+                if floor is not None:
+                    self.reads_checked += 1
+                    if read.index < floor:
+                        raise Violation("linearizable read",
+                                        f"read {read.request_ctx!r} on {node} got index {read.index}, but a "
+                                        f"write at {floor} was acknowledged before it started")
+            member.read_states.clear()
+            if ready.messages:
+                self.in_flight.extend(ready.messages)
+            if node in self.retired:
+                self.down.add(node)
+                return
+
+    def _on_apply(self, member: Member, entry: Entry) -> None:
+        self.checker.on_apply(member, entry)
+        if entry.type == EntryType.CONF_CHANGE:
+            change = decode_conf_change(entry.data)
+            if change.type == ConfChangeType.REMOVE_NODE:
+                self.removed_by[member.id].add(change.node_id)
+                if change.node_id == member.id:
+                    self.retired.add(member.id)  # the shell shuts a removed member down
+        elif self.proposer_of.get(entry.data) == member.id:
+            self.acked_index = max(self.acked_index, entry.index)
+
+    # --- actions
+
+    def alive(self) -> list[int]:
+        return [n for n in self.members if n not in self.down]
+
+    def leader(self) -> Member | None:
+        best: Member | None = None
+        for node in self.alive():
+            member = self.members[node]
+            if member.raft.role == Role.LEADER and (best is None or member.raft.term > best.raft.term):
+                best = member
+        return best
+
+    def deliver(self, position: float, fate: float) -> None:
+        queue = self.in_flight
+        if not queue:
+            return
+        i = int(position * len(queue))
+        message = queue[i]
+        if fate >= self.config.duplicate:
+            queue[i] = queue[-1]
+            queue.pop()
+        lost = fate > 1 - self.config.drop
+        self._transmit(message, lost)
+
+    def _transmit(self, message: Message, lost: bool) -> None:
+        """The transport: deliver `message` unless it is lost, reporting a snapshot's fate to its sender
+        and refusing a removed member's messages, as etcd's transport does."""
+        to, frm = message.to, message.frm
+        lost = lost or (frm, to) in self.cut or to in self.down or to not in self.members
+        if message.type == MessageType.MsgSnap and frm not in self.down:
+            self.members[frm].node.report_snapshot(to, not lost)
+            self.flush(frm)
+        if lost:
+            return
+        if frm in self.removed_by[to]:
+            # A peer refuses a removed member's messages, and the removed member shuts down.
+            self.retired.add(frm)
+            self.down.add(frm)
+            return
+        self.members[to].node.step(message)
+        self.flush(to)
+
+    def tick(self, node: int) -> None:
+        self.members[node].node.tick()
+        self.flush(node)
+
+    def propose(self, node: int, key: float) -> None:
+        self.proposals += 1
+        data = f"k{int(key * 4)}={node}.{self.proposals}".encode()
+        self.proposer_of[data] = node
+        with contextlib.suppress(ProposalDropped):
+            self.members[node].node.propose(data)
+        self.flush(node)
+
+    def read(self, node: int) -> None:
+        self.proposals += 1
+        ctx = f"r{self.proposals}".encode()
+        self.read_floor[ctx] = self.acked_index
+        self.members[node].node.read_index(ctx)
+        self.flush(node)
+
+    def crash(self, node: int) -> None:
+        self.down.add(node)
+
+    def restart(self, node: int) -> None:
+        self.down.discard(node)
+        self.members[node].start()
+        self.flush(node)
+
+    def change_membership(self, a: float, b: float) -> None:
+        leader = self.leader()
+        if leader is None:
+            return
+        conf = leader.raft.tracker.conf_state()
+        voters, learners = list(conf.voters), list(conf.learners)
+        if learners and a < 0.4:
+            change = ConfChange(ConfChangeType.ADD_NODE, learners[int(b * len(learners))])
+        elif len(voters) > max(2, self.config.nodes - 1) and a < 0.7:
+            change = ConfChange(ConfChangeType.REMOVE_NODE, voters[int(b * len(voters))])
+        elif len(self.members) < self.config.nodes + 3:
+            node = self.next_id
+            self.next_id += 1
+            self._new_member(node, Disk())
+            self.removed_by[node] = set()
+            change = ConfChange(ConfChangeType.ADD_LEARNER_NODE, node)
+        else:
+            return
+        self.trace.append(f"  -> {change.type.name} {change.node_id} via leader {leader.id}")
+        with contextlib.suppress(ProposalDropped):
+            leader.propose_conf_change(change)
+        self.flush(leader.id)
+
+    def transfer(self, a: float) -> None:
+        leader = self.leader()
+        if leader is None:
+            return
+        voters = leader.raft.tracker.conf_state().voters
+        target = voters[int(a * len(voters))]
+        leader.node.transfer_leader(target)
+        self.flush(leader.id)
+
+    def partition(self, a: float) -> None:
+        nodes = self.alive()
+        if len(nodes) < 2:
+            return
+        shuffled = random.Random(a).sample(nodes, len(nodes))
+        cut_at = 1 + int(a * 997) % (len(nodes) - 1)
+        left, right = shuffled[:cut_at], shuffled[cut_at:]
+        for x in left:
+            for y in right:
+                self.cut.add((x, y))
+                self.cut.add((y, x))
+
+    def step(self) -> None:
+        """One step: every step draws exactly four random numbers (see the module docstring)."""
+        rng = self.rng
+        kind, a, b, c = rng.random(), rng.random(), rng.random(), rng.random()
+        self.step_number += 1
+        if self.step_number in self.skip:
+            return
+        config = self.config
+        alive = self.alive()
+        node = alive[int(a * len(alive))] if alive else NONE
+        threshold = config.propose
+        if kind < threshold:
+            if node:
+                self.trace.append(f"propose on {node}")
+                self.propose(node, b)
+            return
+        threshold += config.read
+        if kind < threshold:
+            if node:
+                self.trace.append(f"read on {node}")
+                self.read(node)
+            return
+        threshold += config.crash
+        if kind < threshold:
+            if node and len(alive) > 1:
+                self.trace.append(f"crash {node}")
+                self.crash(node)
+            return
+        threshold += config.crash * 3
+        if kind < threshold:
+            down = sorted(self.down - self.retired)
+            if down:
+                restarted = down[int(b * len(down))]
+                self.trace.append(f"restart {restarted}")
+                self.restart(restarted)
+            return
+        threshold += config.partition
+        if kind < threshold:
+            self.trace.append("partition")
+            self.partition(b)
+            return
+        threshold += config.partition * 2
+        if kind < threshold:
+            if self.cut:
+                self.trace.append("heal")
+                self.cut.clear()
+            return
+        threshold += config.membership
+        if kind < threshold:
+            self.trace.append("membership change")
+            self.change_membership(b, c)
+            return
+        threshold += config.transfer
+        if kind < threshold:
+            self.trace.append("transfer leadership")
+            self.transfer(b)
+            return
+        threshold += config.snapshot
+        if kind < threshold:
+            if node and self.members[node].take_snapshot():
+                self.trace.append(f"snapshot on {node}")
+            return
+        if kind < threshold + self.config.tick:
+            for ticked in alive:
+                self.members[ticked].node.tick()
+            for ticked in alive:
+                self.flush(ticked)
+            return
+        if self.in_flight:
+            message = self.in_flight[int(b * len(self.in_flight))]
+            self.trace.append(f"deliver {message.type.name} {message.frm}->{message.to} t{message.term}")
+            self.deliver(b, c)
+        elif node:
+            self.tick(node)
+        if len(self.in_flight) > config.max_in_flight:
+            overflow = self.in_flight[: len(self.in_flight) - config.max_in_flight]
+            del self.in_flight[: len(overflow)]
+            for message in overflow:  # the oldest are lost
+                self._transmit(message, lost=True)
+
+    # --- liveness
+
+    def check_liveness(self) -> None:
+        """Heal everything, then require a leader and a committed proposal within LIVENESS_TICKS."""
+        self.cut.clear()
+        for node in sorted(self.down - self.retired):
+            self.restart(node)
+        marker = b"liveness=probe"
+        for tick in range(LIVENESS_TICKS):
+            for node in self.alive():
+                self.members[node].node.tick()
+                if tick % 20 == 19:
+                    # The shell snapshots periodically; a member added after the last snapshot can only
+                    # catch up from a compacted leader once a snapshot includes it.
+                    self.members[node].take_snapshot()
+            self.deliver_all()
+            leader = self.leader()
+            if leader is None:
+                continue
+            if leader.kv.get("liveness") == "probe":
+                return
+            if tick % 5 == 0:
+                with contextlib.suppress(ProposalDropped):
+                    leader.node.propose(marker)
+                self.flush(leader.id)
+                self.deliver_all()
+        raise Violation("liveness",
+                        f"no leader committed a proposal within {LIVENESS_TICKS} ticks of healing")
+
+    def deliver_all(self) -> None:
+        for node in self.alive():
+            self.flush(node)
+        for _ in range(50):
+            if not self.in_flight:
+                return
+            batch, self.in_flight = self.in_flight, []
+            for message in batch:
+                self._transmit(message, lost=False)
+
+    def run(self) -> None:
+        try:
+            for _ in range(self.config.steps):
+                self.step()
+            if self.config.check_liveness:
+                self.check_liveness()
+        except Violation:
+            raise
+        except AssertionError as error:
+            raise Violation("core assertion", str(error)) from error
+
+
+@dataclass
+class Failure:
+    seed: int
+    config: SimConfig
+    violation: Violation
+    steps: int
+    skip: frozenset[int]
+    trace: list[str]
+
+    def report(self) -> str:
+        shown = self.trace[-60:]
+        return (f"raft simulator: {self.violation} (seed={self.seed}, nodes={self.config.nodes}, "
+                f"failing step {self.steps}, {len(self.skip)} steps skipped by shrinking)\n"
+                f"replay: Simulation({self.seed}, SimConfig(nodes={self.config.nodes}, steps={self.steps}), "
+                f"skip=...)\nlast {len(shown)} actions:\n  " + "\n  ".join(shown))
+
+
+def run_schedule(seed: int, config: SimConfig, skip: frozenset[int] = frozenset()) -> Failure | None:
+    simulation = Simulation(seed, config, skip)
+    try:
+        simulation.run()
+    except Violation as violation:
+        return Failure(seed, config, violation, simulation.step_number, skip, simulation.trace)
+    return None
+
+
+def shrink(failure: Failure, budget: int = 150) -> Failure:
+    """Cut the schedule at the failing step, then skip chunks of steps while the same invariant still
+    fails (a bounded delta-debugging pass)."""
+    from dataclasses import replace
+
+    best = failure
+    config = replace(failure.config, steps=failure.steps,
+                     check_liveness=failure.violation.invariant == "liveness")
+    attempts = 0
+    chunk = max(1, failure.steps // 4)
+    while chunk >= 1 and attempts < budget:
+        start = 1
+        while start <= best.steps and attempts < budget:
+            candidate = best.skip | frozenset(range(start, min(start + chunk, best.steps)))
+            attempts += 1
+            result = run_schedule(failure.seed, replace(config, steps=best.steps), candidate)
+            if result is not None and result.violation.invariant == failure.violation.invariant:
+                best = result
+            start += chunk
+        chunk //= 2
+    return best
