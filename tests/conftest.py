@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# Kubernetes fixtures (kube_cluster, namespace) for tests/testenv and tests/e2e.
+pytest_plugins = ["testenv.fixtures"]
+
 TESTS = Path(__file__).parent
 TIER_OF_DIRECTORY = {
     "raft": "unit",

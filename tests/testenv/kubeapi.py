@@ -38,7 +38,7 @@ class KubeApi:
         context = next(c["context"] for c in config["contexts"] if c["name"] == context_name)
         cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
         user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
-        self.server = cluster["server"].rstrip("/")
+        self.server: str = cluster["server"].rstrip("/")
         ssl_context = ssl.create_default_context()
         if "certificate-authority-data" in cluster:
             ssl_context.load_verify_locations(

@@ -126,7 +126,10 @@ class PodWorker:
         if self.final:
             self._release_sandbox()
             return True
-        if self.netns is None and not self._create_sandbox():
+        if self.netns is None:
+            # Containers start on the next sync, after the Pod's IP is reported: DNS names of the
+            # Pod (EndpointSlices) follow its IP, and programs often resolve their own at start.
+            self._create_sandbox()
             return True
         if self.volume_paths is None and not self._materialize_volumes():
             return True
@@ -143,7 +146,7 @@ class PodWorker:
         value = metadata.get("deletionGracePeriodSeconds", spec.get("terminationGracePeriodSeconds"))
         return float(DEFAULT_GRACE if value is None else value)
 
-    def _create_sandbox(self) -> bool:
+    def _create_sandbox(self) -> None:
         used = []
         for state in (self.node.root / "pods").glob("*/state.json"):
             used.append(json.loads(state.read_text()).get("pod_ip"))
@@ -153,9 +156,8 @@ class PodWorker:
         except RuntimeError as error:
             self.message = f"sandbox: {error}"
             self.pod_ip = self.netns = None
-            return False
+            return
         self.save()
-        return True
 
     def _release_sandbox(self) -> None:
         if self.netns is not None:
