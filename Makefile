@@ -36,3 +36,9 @@ proto: ## regenerate node/petcd/proto/*_pb2*.py(i) from the .proto files (needs 
 
 tools-etcd: ## build etcd 3.5, its etcdctl and benchmark tool once per version (tools/etcd/go.mod)
 	tools/etcd/build.sh
+
+tools: ## build kube-apiserver, controller-manager, scheduler, CoreDNS, helm once per version (tools/k8s/go.mod)
+	$(PYTHON) tests/testenv/toolchain.py
+
+dev: tools ## a local Kubernetes cluster (control plane + process kubelet, as root); prints the KUBECONFIG
+	PYTHONPATH=tests $(PYTHON) -m testenv.dev
