@@ -15,7 +15,6 @@ from test_planner import Clock, make_spec, run
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "etcdclusters.petcd.io.yaml"
-CHART_CRD = ROOT / "charts" / "petcd-operator" / "crds" / "etcdclusters.petcd.io.yaml"
 
 
 def crd() -> dict[str, Any]:
@@ -57,10 +56,6 @@ def apply_defaults(node: dict[str, Any], value: Any) -> Any:
         if name in out:
             out[name] = apply_defaults(child, out[name])
     return out
-
-
-def test_chart_crd_is_identical() -> None:
-    assert CHART_CRD.read_bytes() == CRD.read_bytes()
 
 
 def test_names_subresources_and_printer_columns() -> None:
