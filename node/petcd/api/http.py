@@ -74,10 +74,17 @@ def _go_http_error(body: str, status: int) -> web.Response:
     return _text(body + "\n", status)
 
 
-def _method_not_allowed() -> web.Response:
+def method_not_allowed() -> web.Response:
+    """etcd's answer to anything but GET on its read-only endpoints."""
     response = _go_http_error("Method Not Allowed", 405)
     response.headers["Allow"] = "GET"
     return response
+
+
+def json_response(value: object, headers: dict[str, str] | None = None) -> web.Response:
+    """Compact JSON as Go's encoder writes it, `Content-Type: application/json` without a charset."""
+    body = json.dumps(value, separators=(",", ":")).encode()
+    return web.Response(body=body, headers={"Content-Type": "application/json", **(headers or {})})
 
 
 def _query_set(request: web.Request, name: str) -> set[str]:
@@ -151,7 +158,7 @@ class Endpoints:
     async def health(self, request: web.Request) -> web.Response:
         if request.method != "GET":
             log.warn("/health error", **{"status-code": 405})
-            return _method_not_allowed()
+            return method_not_allowed()
         ok, reason = await health(self.source, _query_set(request, "exclude"),
                                   request.query.get("serializable") == "true")
         body = json.dumps({"health": "true" if ok else "false", "reason": reason}, separators=(",", ":"))
@@ -188,7 +195,7 @@ class Endpoints:
                        ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
             if request.method != "GET":
-                return _method_not_allowed()
+                return method_not_allowed()
             excluded = _query_set(request, "exclude")
             unknown = excluded - set(checks)
             if unknown:
@@ -203,21 +210,20 @@ class Endpoints:
                              ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
             if request.method != "GET":
-                return _method_not_allowed()
+                return method_not_allowed()
             return await self.run_checks(kind, checks, [name], "verbose" in request.query)
 
         return handle
 
     async def version(self, request: web.Request) -> web.Response:
         if request.method != "GET":
-            return _method_not_allowed()
+            return method_not_allowed()
         server, cluster = self.source.versions()
-        body = json.dumps({"etcdserver": server, "etcdcluster": cluster}, separators=(",", ":"))
-        return web.Response(body=body.encode(), headers={"Content-Type": "application/json"})
+        return json_response({"etcdserver": server, "etcdcluster": cluster})
 
     async def metrics_text(self, request: web.Request) -> web.Response:
         if request.method != "GET":
-            return _method_not_allowed()
+            return method_not_allowed()
         response = web.Response(body=self.metrics.render())
         response.headers["Content-Type"] = CONTENT_TYPE
         return response

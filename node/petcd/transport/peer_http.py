@@ -1,0 +1,103 @@
+"""etcd's HTTP/1.1 endpoints on the peer port, and the client that reads them from other members.
+
+- `GET /members` -> the member list as etcd's peer handler writes it: a JSON array of
+  `{"id":<uint64 number>,"peerURLs":[..],"isLearner":true?,"name":"..","clientURLs":[..]}` (the last
+  three left out when empty/false), header `X-Etcd-Cluster-ID: <hex>`. A member joining with
+  `--initial-cluster-state existing` reads it to learn its ID and the cluster ID.
+- `GET /version` -> `{"etcdserver":"..","etcdcluster":".."}`.
+Other methods are 405 with `Allow: GET`, as etcd answers.
+
+petcd's own peer traffic never goes through an HTTP proxy: the client ignores http_proxy and friends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+
+from petcd.api.http import json_response, method_not_allowed
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    id: int
+    peer_urls: tuple[str, ...]
+    name: str = ""
+    client_urls: tuple[str, ...] = ()
+    is_learner: bool = False
+
+    def tojson_response(self) -> dict[str, Any]:
+        """etcd's membership.Member JSON (omitempty on isLearner, name, clientURLs)."""
+        out: dict[str, Any] = {"id": self.id, "peerURLs": list(self.peer_urls)}
+        if self.is_learner:
+            out["isLearner"] = True
+        if self.name:
+            out["name"] = self.name
+        if self.client_urls:
+            out["clientURLs"] = list(self.client_urls)
+        return out
+
+    @staticmethod
+    def fromjson_response(item: dict[str, Any]) -> MemberInfo:
+        return MemberInfo(id=int(item["id"]), peer_urls=tuple(item.get("peerURLs") or ()),
+                          name=str(item.get("name", "")), client_urls=tuple(item.get("clientURLs") or ()),
+                          is_learner=bool(item.get("isLearner", False)))
+
+
+class PeerInfo(Protocol):
+    """What the peer endpoints ask the server."""
+
+    def cluster_id(self) -> int: ...
+
+    def members(self) -> Sequence[MemberInfo]: ...
+
+    def versions(self) -> tuple[str, str]: ...
+
+
+def build_peer_app(info: PeerInfo) -> web.Application:
+    async def members(request: web.Request) -> web.Response:
+        if request.method != "GET":
+            return method_not_allowed()
+        return json_response([member.tojson_response() for member in info.members()],
+                     {"X-Etcd-Cluster-ID": f"{info.cluster_id():x}"})
+
+    async def version(request: web.Request) -> web.Response:
+        if request.method != "GET":
+            return method_not_allowed()
+        server, cluster = info.versions()
+        return json_response({"etcdserver": server, "etcdcluster": cluster})
+
+    app = web.Application()
+    app.router.add_route("*", "/members", members)
+    app.router.add_route("*", "/version", version)
+    return app
+
+
+class ClusterInfoError(Exception):
+    """No peer URL answered /members."""
+
+
+async def fetch_cluster_info(peer_urls: Sequence[str], timeout: float = 5.0
+                             ) -> tuple[int, tuple[MemberInfo, ...]]:
+    """(cluster ID, members) from the first peer answering `GET /members` (etcd's GetClusterFromRemotePeers).
+
+    Raises ClusterInfoError with etcd's wording when none does.
+    """
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    async with aiohttp.ClientSession(timeout=client_timeout, trust_env=False) as session:
+        for url in peer_urls:
+            try:
+                async with session.get(url.rstrip("/") + "/members") as response:
+                    if response.status != 200:
+                        continue
+                    cluster_id = int(response.headers["X-Etcd-Cluster-ID"], 16)
+                    items = json.loads(await response.read())
+                    return cluster_id, tuple(MemberInfo.fromjson_response(item) for item in items)
+            except (aiohttp.ClientError, TimeoutError, KeyError, ValueError, TypeError):
+                continue
+    raise ClusterInfoError("could not retrieve cluster information from the given URLs")
