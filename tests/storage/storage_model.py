@@ -164,13 +164,19 @@ class Model:
         ok = all(self._compare(state, c) for c in req.compare)
         return ok, req.success if ok else req.failure
 
-    def _check(self, state: State, req: TxnRequest) -> None:
+    def _chosen(self, state: State, req: TxnRequest) -> list[RequestOp]:
+        ops: list[RequestOp] = []
         for op in self._branch(state, req)[1]:
-            if isinstance(op, TxnRequest):
-                self._check(state, op)
-            elif isinstance(op, PutRequest):
+            ops.extend(self._chosen(state, op) if isinstance(op, TxnRequest) else [op])
+        return ops
+
+    def _check(self, state: State, req: TxnRequest) -> None:
+        ops = self._chosen(state, req)
+        for op in ops:
+            if isinstance(op, PutRequest):
                 self._check_put(state, op)
-            elif isinstance(op, RangeRequest) and op.revision:
+        for op in ops:
+            if isinstance(op, RangeRequest) and op.revision:
                 self._check_revision(op.revision)
 
     def txn(self, req: TxnRequest) -> TxnResult:

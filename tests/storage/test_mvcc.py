@@ -374,3 +374,22 @@ def test_backend_snapshot_restores_into_another_store(store: MVCCStore, tmp_path
         assert other.hash_kv() == store.hash_kv()
     finally:
         other.close()
+
+
+def test_restart_after_compaction_keeps_create_revision_and_version(db_path: Path) -> None:
+    s = MVCCStore.open(db_path, sync=False)
+    for _ in range(3):
+        put(s, b"a")  # revs 2, 3, 4: version 3, created at 2
+    put(s, b"b")
+    s.compact(5)  # only a@4 stays of a's history
+    with pytest.raises(CompactedError):
+        s.compact(3)  # a failed request must not disturb the index either
+    assert put(s, b"a") == 6
+    s.close()
+    s = MVCCStore.open(db_path, sync=False)
+    try:
+        assert s.get(b"a") == KeyValue(b"a", 2, 6, 4, b"v", 0)
+        put(s, b"a")
+        assert s.get(b"a") == KeyValue(b"a", 2, 7, 5, b"v", 0)
+    finally:
+        s.close()

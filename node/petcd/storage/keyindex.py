@@ -140,12 +140,31 @@ class TreeIndex:
             bisect.insort(self._keys, key)
         ki.put(rev)
 
-    def tombstone(self, key: bytes, rev: Revision) -> None:
+    def restore_put(self, key: bytes, rev: Revision, created: int, version: int) -> None:
+        """Replay one stored put on open (call finish_restore at the end). After a compaction the oldest
+        kept row of a generation is not its first, so the row's own create revision and version seed
+        the generation, as etcd does."""
         ki = self._by_key.get(key)
-        if ki is None:  # only when restoring a history that starts with a tombstone
+        if ki is None:
             ki = self._by_key[key] = KeyIndex(key)
-            bisect.insort(self._keys, key)
+        g = ki.generations[-1]
+        first = not g.revs
+        ki.put(rev)
+        if first:
+            g.created = (created, 0)
+            g.ver = version
+
+    def restore_tombstone(self, key: bytes, rev: Revision) -> None:
+        ki = self._by_key.get(key)
+        if ki is None:
+            ki = self._by_key[key] = KeyIndex(key)
         ki.tombstone(rev)
+
+    def finish_restore(self) -> None:
+        self._keys = sorted(self._by_key)
+
+    def tombstone(self, key: bytes, rev: Revision) -> None:
+        self._by_key[key].tombstone(rev)
 
     def key_indexes(self, key: bytes, range_end: bytes) -> Iterator[KeyIndex]:
         """KeyIndexes of the keys in [key, range_end) in key order; range_end b"" = the single key,

@@ -29,10 +29,10 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from petcd.storage.backend import (
     COMPACT_REVISION,
@@ -42,7 +42,13 @@ from petcd.storage.backend import (
     TERM,
     Backend,
 )
-from petcd.storage.errors import CompactedError, FutureRevisionError, KeyNotFoundError, LeaseNotFoundError
+from petcd.storage.errors import (
+    CompactedError,
+    FutureRevisionError,
+    KeyNotFoundError,
+    LeaseNotFoundError,
+    StorageError,
+)
 from petcd.storage.keyindex import Revision, TreeIndex
 from petcd.storage.kv import (
     Compare,
@@ -69,6 +75,7 @@ from petcd.storage.lessor import NO_LEASE, Lessor
 _REV = struct.Struct(">QQ")
 _KV_HEAD = struct.Struct(">qqqqI")  # create_revision, mod_revision, version, lease, len(key)
 _TOMBSTONE = b"t"
+_T = TypeVar("_T")
 _SORT_KEYS = {
     SortTarget.KEY: lambda kv: kv.key,
     SortTarget.VERSION: lambda kv: kv.version,
@@ -157,11 +164,12 @@ class MVCCStore:
                 rev, tombstone = decode_revision(raw_rev)
                 kv = decode_kv(raw_kv)
                 if tombstone:
-                    self._index.tombstone(kv.key, rev)
+                    self._index.restore_tombstone(kv.key, rev)
                     latest_lease.pop(kv.key, None)
                 else:
-                    self._index.put(kv.key, rev)
+                    self._index.restore_put(kv.key, rev, kv.create_revision, kv.version)
                     latest_lease[kv.key] = kv.lease
+            self._index.finish_restore()
             self.lessor.load(b, txn)
         for key, lease_id in latest_lease.items():
             if lease_id != NO_LEASE:
@@ -243,20 +251,24 @@ class MVCCStore:
 
     def put(self, req: PutRequest) -> PutResult:
         """One write in its own batch (no Raft index): for tests and tools."""
-        with self.batch() as b:
-            return b.put(req)
+        return self._single(lambda b: b.put(req))
 
     def delete_range(self, req: DeleteRangeRequest) -> DeleteRangeResult:
-        with self.batch() as b:
-            return b.delete_range(req)
+        return self._single(lambda b: b.delete_range(req))
 
     def txn(self, req: TxnRequest) -> TxnResult:
-        with self.batch() as b:
-            return b.txn(req)
+        return self._single(lambda b: b.txn(req))
 
     def compact(self, revision: int) -> int:
+        return self._single(lambda b: b.compact(revision))
+
+    def _single(self, op: Callable[[WriteBatch], _T]) -> _T:
         with self.batch() as b:
-            return b.compact(revision)
+            try:
+                return op(b)
+            except StorageError as err:  # raised before any write: commit the empty batch, no reload
+                failure = err
+        raise failure
 
     def restore_snapshot(self, data: bytes) -> None:
         """Replace everything with a backend snapshot (a follower receiving the leader's snapshot)."""
@@ -442,7 +454,10 @@ class WriteBatch:
             if isinstance(op, RangeRequest):
                 responses.append(_range(self.store, self.lmdb_txn, op, self._read_revision()))
             elif isinstance(op, PutRequest):
-                prev = self._prev_for_put(op)
+                # checked before the txn began; never raise halfway (a key deleted earlier in this txn
+                # is a DuplicateKey the API layer rejects, so its ignore_* flags just fall back)
+                need_prev = op.prev_kv or op.ignore_value or op.ignore_lease
+                prev = self._current_kv(op.key) if need_prev else None
                 self._put(op.key, *_put_value_and_lease(op, prev))
                 responses.append(PutResult(self._rev, prev if op.prev_kv else None))
             elif isinstance(op, DeleteRangeRequest):
@@ -609,16 +624,18 @@ def _compare_kv(c: Compare, kv: KeyValue) -> bool:
 
 
 def _check_txn_ops(batch: WriteBatch, req: TxnRequest, path: list[bool]) -> None:
-    """etcd checks the chosen branches before a txn writes anything: leases exist, ignore_* keys exist,
-    range revisions are neither compacted nor in the future."""
+    """etcd checks the chosen branches before a txn writes anything, all puts first (leases exist,
+    ignore_* keys exist), then all ranges (revisions neither compacted nor in the future)."""
     store = batch.store
-    for op in _chosen_ops(req, path, [0]):
+    ops = list(_chosen_ops(req, path, [0]))
+    for op in ops:
         if isinstance(op, PutRequest):
             if (op.ignore_value or op.ignore_lease) and store._index.get(op.key, store._current) is None:
                 raise KeyNotFoundError()
             if op.lease != NO_LEASE and store.lessor.lookup(op.lease) is None:
                 raise LeaseNotFoundError()
-        elif isinstance(op, RangeRequest) and op.revision:
+    for op in ops:
+        if isinstance(op, RangeRequest) and op.revision:
             if op.revision > store._current:
                 raise FutureRevisionError()
             if op.revision < store._compact:
