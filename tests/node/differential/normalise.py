@@ -40,7 +40,8 @@ _JSON_KEYS = re.compile(r'"keys":\[([^]]*)\]')
 _REMAINING = re.compile(r"remaining\(-?\d+s\)")
 _TOOK = re.compile(r"took = [0-9.]+[µnm]?s")
 _CLIENT_UUID = re.compile(r"client-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_PERF_BAR = re.compile(r"^\s*\d+ / \d+ .*%.*$")
+# check perf redraws a progress bar with carriage returns and prints its verdicts right after it.
+_PERF_BAR = re.compile(r"\r?\s*\d+ / \d+\s+[0-9.]+%( \d+m\d+s)?\r?")
 _PERF_FIGURES = re.compile(r"\d+(\.\d+)?")
 _PERF_VERDICT = re.compile(r"\b(PASS|FAIL)\b")
 # Columns of `endpoint status` in etcdctl's simple format that are measurements.
@@ -122,8 +123,7 @@ def normalise_stdout(args: tuple[str, ...], text: str, identities: Identities) -
     """etcdctl's stdout for `args` with identities and measurements replaced."""
     command = [a for a in args if not a.startswith("-")][:2]
     if command == ["check", "perf"]:
-        text = "".join(line + "\n" for line in text.splitlines() if not _PERF_BAR.match(line))
-        text = _per_line(text, _check_perf)
+        text = _per_line(_PERF_BAR.sub("", text), _check_perf)
     if command == ["endpoint", "status"]:
         text = _per_line(text, _endpoint_status)
     if command == ["endpoint", "hashkv"]:

@@ -3,7 +3,7 @@
 from .cluster import Cluster, Sandbox
 from .etcdctl import Result, etcdctl
 from .implementations import IMPLEMENTATIONS, Implementation
-from .members import Member, MemberAddress, http_get, initial_cluster, static_flags
+from .members import Member, MemberAddress, flags_as_environment, http_get, initial_cluster, static_flags
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -14,6 +14,7 @@ __all__ = [
     "Result",
     "Sandbox",
     "etcdctl",
+    "flags_as_environment",
     "http_get",
     "initial_cluster",
     "static_flags",

@@ -10,7 +10,7 @@ from pathlib import Path
 from .addresses import free_ports, loopback_hosts
 from .etcdctl import Result, etcdctl
 from .implementations import Implementation
-from .members import Member, MemberAddress, static_flags
+from .members import Member, MemberAddress, flags_as_environment, static_flags
 
 
 class Cluster:
@@ -110,19 +110,23 @@ class Sandbox:
         names: Sequence[str] | None = None,
         token: str = "etcd-cluster-1",
         extra_flags: Sequence[str] = (),
+        as_environment: bool = False,
         wait: bool = True,
     ) -> Cluster:
-        """A new cluster bootstrapped with a static --initial-cluster, as in the seed article."""
+        """A new cluster bootstrapped with a static --initial-cluster, as in the seed article; with
+        `as_environment` every setting is passed as an ETCD_* variable instead of a flag."""
         names = list(names or [f"etcd{i + 1:02d}" for i in range(size)])
         addresses = self.addresses(names)
-        members = [
-            self.member(
-                implementation,
-                address,
-                [*static_flags(address, self.data_dir(address.name), addresses, token=token), *extra_flags],
-            )
-            for address in addresses
-        ]
+        members = []
+        for address in addresses:
+            flags = [
+                *static_flags(address, self.data_dir(address.name), addresses, token=token),
+                *extra_flags,
+            ]
+            if as_environment:
+                members.append(self.member(implementation, address, [], env=flags_as_environment(flags)))
+            else:
+                members.append(self.member(implementation, address, flags))
         cluster = Cluster(implementation, members, token)
         if wait:
             cluster.wait_healthy()

@@ -35,9 +35,12 @@ def etcdctl(
     stdin: str | None = None,
     timeout: float = 30.0,
     program: str = ETCDCTL,
+    wrapper: Sequence[str] = (),
 ) -> Result:
-    """Run `etcdctl --endpoints=... args` with ETCDCTL_API=`api`; never hangs longer than `timeout`."""
-    argv = (program, f"--endpoints={','.join(endpoints)}", *args)
+    """Run `etcdctl --endpoints=... args` with ETCDCTL_API=`api`; never hangs longer than `timeout`.
+    Without endpoints etcdctl finds them itself (e.g. --discovery-srv); `wrapper` prefixes the argv."""
+    endpoint_flag = [f"--endpoints={','.join(endpoints)}"] if endpoints else []
+    argv = (*wrapper, program, *endpoint_flag, *args)
     done = subprocess.run(
         argv,
         input=stdin,

@@ -62,6 +62,15 @@ def static_flags(
     ]
 
 
+def flags_as_environment(flags: Sequence[str]) -> dict[str, str]:
+    """The same settings as ETCD_* variables (--initial-cluster-state=new -> ETCD_INITIAL_CLUSTER_STATE)."""
+    env = {}
+    for flag in flags:
+        name, _, value = flag.removeprefix("--").partition("=")
+        env["ETCD_" + name.upper().replace("-", "_")] = value
+    return env
+
+
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
     """Status and body of a GET (4xx/5xx included); raises OSError when nothing answers."""
     try:
