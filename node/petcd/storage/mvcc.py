@@ -257,7 +257,16 @@ class MVCCStore:
         return self._single(lambda b: b.delete_range(req))
 
     def txn(self, req: TxnRequest) -> TxnResult:
-        return self._single(lambda b: b.txn(req))
+        """A txn in its own batch; one without puts or deletes in any branch is only read (no batch),
+        so a serializable read-only txn can be served outside the apply path."""
+        if _writes(req):
+            return self._single(lambda b: b.txn(req))
+        with self._read_txn() as txn:
+            path = _compare_path(self, txn, req)
+            _check_txn_ops(self, req, path)
+            result = _read_only_txn(self, txn, req, path, [0])
+        result.revision = self._current
+        return result
 
     def compact(self, revision: int) -> int:
         return self._single(lambda b: b.compact(revision))
@@ -438,7 +447,7 @@ class WriteBatch:
         store = self.store
         # every compare, nested ones too, sees the state before the txn
         path = _compare_path(store, self.lmdb_txn, req)
-        _check_txn_ops(self, req, path)
+        _check_txn_ops(store, req, path)
         self._begin()
         result = self._apply_txn(req, path, 0)[0]
         result.revision = self._end()
@@ -623,10 +632,29 @@ def _compare_kv(c: Compare, kv: KeyValue) -> bool:
     return r < 0
 
 
-def _check_txn_ops(batch: WriteBatch, req: TxnRequest, path: list[bool]) -> None:
+def _writes(req: TxnRequest) -> bool:
+    """etcd's !isTxnReadonly: any put or delete in any branch, nested txns included."""
+    for op in (*req.success, *req.failure):
+        if isinstance(op, PutRequest | DeleteRangeRequest) or (isinstance(op, TxnRequest) and _writes(op)):
+            return True
+    return False
+
+
+def _read_only_txn(store: MVCCStore, txn: Any, req: TxnRequest, path: list[bool], at: list[int]) -> TxnResult:
+    succeeded = path[at[0]]
+    at[0] += 1
+    responses: list[ResponseOp] = []
+    for op in req.success if succeeded else req.failure:
+        if isinstance(op, RangeRequest):
+            responses.append(_range(store, txn, op, store._current))
+        elif isinstance(op, TxnRequest):
+            responses.append(_read_only_txn(store, txn, op, path, at))
+    return TxnResult(0, succeeded, responses)
+
+
+def _check_txn_ops(store: MVCCStore, req: TxnRequest, path: list[bool]) -> None:
     """etcd checks the chosen branches before a txn writes anything, all puts first (leases exist,
     ignore_* keys exist), then all ranges (revisions neither compacted nor in the future)."""
-    store = batch.store
     ops = list(_chosen_ops(req, path, [0]))
     for op in ops:
         if isinstance(op, PutRequest):
