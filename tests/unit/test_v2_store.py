@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from petcd.v2 import request as v2request
 from petcd.v2.errors import V2Error
-from petcd.v2.events import parse_rfc3339nano, rfc3339nano, ttl_seconds
+from petcd.v2.events import Event, parse_rfc3339nano, rfc3339nano, ttl_seconds
 from petcd.v2.store import V2Store
 
 NS = 1_000_000_000
@@ -202,14 +202,14 @@ def _log() -> list[v2request.V2Request]:
 
 def test_apply_through_the_codec_is_deterministic() -> None:
     members = [V2Store(), V2Store()]
-    answers: list[list[object]] = [[], []]
+    answers: list[list[Event | V2Error | None]] = [[], []]
     for req in _log():
         entry = v2request.encode(req)
         for store, out in zip(members, answers, strict=True):
             out.append(v2request.apply(store, v2request.decode(entry), NOW))
     assert members[0].save() == members[1].save()
     assert answers[0] == answers[1]
-    actions = [a.action if not isinstance(a, (V2Error, type(None))) else a for a in answers[0]]
+    actions = [a.action if isinstance(a, Event) else a for a in answers[0]]
     assert actions[:4] == ["set", "update", "create", "compareAndSwap"]
     assert isinstance(actions[4], V2Error) and actions[4].code == 101
     assert actions[5:10] == ["create", "set", "compareAndDelete", "delete", "get"]
