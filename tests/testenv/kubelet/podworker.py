@@ -4,6 +4,7 @@ termination, one `sync` at a time (the kubelet calls it every tick with the Pod'
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from testenv.kubelet.volumes import container_mounts, materialize
 from testenv.network import PodNetworkLayout
 
 Obj = dict[str, Any]
+log = logging.getLogger("kubelet")
 BACKOFF_START = 1.0
 BACKOFF_CAP = 16.0
 STABLE_RUN_SECONDS = 60.0
@@ -195,6 +197,9 @@ class PodWorker:
         directory = self.dir / "containers" / spec["name"]
         ended = container_run.poll(directory)
         if ended is not None:
+            log.info(
+                "pod %s container %s exited: %s (%s)", self.name, spec["name"], ended.exit_code, ended.reason
+            )
             self._after_exit(spec, container_run, restartable)
         if container_run.running:
             container_run.enforce_deadline()
@@ -229,6 +234,9 @@ class PodWorker:
             argv = images.container_argv(profile, command, args)
             mounts = container_mounts(spec, self.volume_paths)
         except images.ImageError as error:
+            log.warning(
+                "pod %s container %s cannot start: %s: %s", self.name, spec["name"], error.reason, error
+            )
             reason = (
                 "ImagePullBackOff"
                 if container_run.waiting and container_run.waiting[0] == "ErrImagePull"
@@ -239,6 +247,7 @@ class PodWorker:
             return
         if container_run.started_at is not None:
             container_run.restart_count += 1
+        log.info("pod %s container %s: starting %s", self.name, spec["name"], argv)
         self.envs[spec["name"]] = env
         container_run.start(
             self.netns,
