@@ -766,7 +766,8 @@ def values_from_environment(environ: Mapping[str, str], command_line: Mapping[st
         except ValueError as exc:
             raise ConfigError(f'invalid value "{text}" for {option.env_name}: {exc}') from None
         values[option.name] = text
-    known = {option.env_name for option in OPTIONS} | {"ETCD_CONFIG_FILE"}
+    # ETCD_UNSUPPORTED_ARCH is etcd's own switch for running on architectures it calls unsupported.
+    known = {option.env_name for option in OPTIONS} | {"ETCD_CONFIG_FILE", "ETCD_UNSUPPORTED_ARCH"}
     # etcdctl's own variables are commonly exported in the same shell; etcd ignores them too.
     warnings = [f"unrecognized environment variable {key}={value}" for key, value in sorted(environ.items())
                 if key.startswith("ETCD_") and key not in known and not key.startswith("ETCDCTL_")]

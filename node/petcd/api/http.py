@@ -63,9 +63,10 @@ class CheckFailed(Exception):
     """A /livez or /readyz check's failure; its text follows `failed: ` in the answer."""
 
 
-def _text(body: str, status: int = 200) -> web.Response:
+def _text(body: str, status: int = 200, *, nosniff: bool = True) -> web.Response:
     response = web.Response(status=status, text=body, content_type="text/plain", charset="utf-8")
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    if nosniff:
+        response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -81,10 +82,12 @@ def method_not_allowed() -> web.Response:
     return response
 
 
-def json_response(value: object, headers: dict[str, str] | None = None) -> web.Response:
-    """Compact JSON as Go's encoder writes it, `Content-Type: application/json` without a charset."""
-    body = json.dumps(value, separators=(",", ":")).encode()
-    return web.Response(body=body, headers={"Content-Type": "application/json", **(headers or {})})
+def json_response(value: object, headers: dict[str, str] | None = None, *, newline: bool = False
+                  ) -> web.Response:
+    """Compact JSON as Go writes it, `Content-Type: application/json` without a charset. `newline`:
+    Go's json.Encoder (used by some etcd handlers) ends the body with one; json.Marshal does not."""
+    body = json.dumps(value, separators=(",", ":")) + ("\n" if newline else "")
+    return web.Response(body=body.encode(), headers={"Content-Type": "application/json", **(headers or {})})
 
 
 def _query_set(request: web.Request, name: str) -> set[str]:
@@ -164,7 +167,7 @@ class Endpoints:
         body = json.dumps({"health": "true" if ok else "false", "reason": reason}, separators=(",", ":"))
         if ok:
             self.metrics.health_success.inc()
-            return _text(body)
+            return _text(body, nosniff=False)  # etcd writes it plainly; Go sniffs text/plain
         self.metrics.health_failures.inc()
         log.warn("/health error", output=body, **{"status-code": 503})
         return _go_http_error(body, 503)

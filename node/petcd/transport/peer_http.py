@@ -31,7 +31,7 @@ class MemberInfo:
     client_urls: tuple[str, ...] = ()
     is_learner: bool = False
 
-    def tojson_response(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """etcd's membership.Member JSON (omitempty on isLearner, name, clientURLs)."""
         out: dict[str, Any] = {"id": self.id, "peerURLs": list(self.peer_urls)}
         if self.is_learner:
@@ -43,7 +43,7 @@ class MemberInfo:
         return out
 
     @staticmethod
-    def fromjson_response(item: dict[str, Any]) -> MemberInfo:
+    def from_json(item: dict[str, Any]) -> MemberInfo:
         return MemberInfo(id=int(item["id"]), peer_urls=tuple(item.get("peerURLs") or ()),
                           name=str(item.get("name", "")), client_urls=tuple(item.get("clientURLs") or ()),
                           is_learner=bool(item.get("isLearner", False)))
@@ -63,8 +63,8 @@ def build_peer_app(info: PeerInfo) -> web.Application:
     async def members(request: web.Request) -> web.Response:
         if request.method != "GET":
             return method_not_allowed()
-        return json_response([member.tojson_response() for member in info.members()],
-                     {"X-Etcd-Cluster-ID": f"{info.cluster_id():x}"})
+        return json_response([member.to_json() for member in info.members()],
+                             {"X-Etcd-Cluster-ID": f"{info.cluster_id():x}"}, newline=True)
 
     async def version(request: web.Request) -> web.Response:
         if request.method != "GET":
@@ -97,7 +97,7 @@ async def fetch_cluster_info(peer_urls: Sequence[str], timeout: float = 5.0
                         continue
                     cluster_id = int(response.headers["X-Etcd-Cluster-ID"], 16)
                     items = json.loads(await response.read())
-                    return cluster_id, tuple(MemberInfo.fromjson_response(item) for item in items)
+                    return cluster_id, tuple(MemberInfo.from_json(item) for item in items)
             except (aiohttp.ClientError, TimeoutError, KeyError, ValueError, TypeError):
                 continue
     raise ClusterInfoError("could not retrieve cluster information from the given URLs")
