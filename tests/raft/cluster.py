@@ -69,8 +69,11 @@ class Member:
 
     def __init__(self, node_id: int, disk: Disk, rng: random.Random, raft_class: type[Raft] = Raft,
                  election_tick: int = 10, max_size_per_msg: int | None = 1024 * 1024,
-                 max_inflight: int = 256, founders: tuple[int, ...] = ()) -> None:
+                 max_inflight: int = 256, founders: tuple[int, ...] = (), pre_vote: bool = True,
+                 check_quorum: bool = True) -> None:
         self.id = node_id
+        self.pre_vote = pre_vote
+        self.check_quorum = check_quorum
         self.founders = founders
         self.disk = disk
         self.rng = rng
@@ -99,7 +102,8 @@ class Member:
         self.node: RawNode = node_class(Config(
             id=self.id, storage=storage, election_tick=self.election_tick, heartbeat_tick=1,
             applied=self.applied_index, max_size_per_msg=self.max_size_per_msg,
-            max_inflight_msgs=self.max_inflight, rng=self.rng,
+            max_inflight_msgs=self.max_inflight, rng=self.rng, pre_vote=self.pre_vote,
+            check_quorum=self.check_quorum,
         ))
         if self.founders and self.disk.is_empty():
             self.node.bootstrap(self.founders)

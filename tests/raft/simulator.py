@@ -57,6 +57,9 @@ class SimConfig:
     propose: float = 0.07
     read: float = 0.04
     tick: float = 0.08  # every live member ticks once
+    reboot: float = 0.01  # crash and restart at once
+    isolate_leader: float = 0.004
+    flush_at_once: float = 0.8  # else a member's Ready waits for a later step
     max_in_flight: int = 300
     election_tick: int = 10
     max_size_per_msg: int = 120  # small, so appends are split into several messages
@@ -85,6 +88,27 @@ class Checker:
             raise Violation("leader completeness",
                             f"leader {member.id} of term {term} lacks committed entry "
                             f"{self.commit_index} (term {self.commit_term})")
+
+    def on_leader_commit(self, leader: Member, voters: frozenset[int], commit: int,
+                         members: dict[int, Member], led_throughout: bool) -> None:
+        """An entry is committed only once a majority of the voters have persisted it, and a leader moves
+        its commit index only to an entry of its own term (Raft's commit rule, figure 2 and §5.4.2;
+        `led_throughout`: the commit moved while this member led in its current term)."""
+        term = leader.storage.term(commit)
+        if led_throughout and term != leader.raft.term:
+            raise Violation("leader commit rule", f"leader {leader.id} of term {leader.raft.term} moved its "
+                            f"commit index to {commit}, an entry of term {term}")
+        holders = 0
+        for voter in voters:
+            storage = members[voter].storage if voter in members else None
+            if storage is None:
+                continue
+            if commit < storage.first_index() - 1 or (
+                    commit <= storage.last_index() and storage.term(commit) == term):
+                holders += 1
+        if holders <= len(voters) // 2:
+            raise Violation("commit quorum", f"leader {leader.id} committed {commit} (term {term}) held by "
+                            f"only {holders} of the voters {sorted(voters)}")
 
     def on_persist(self, member: Member, ready: Ready, previous_term: int) -> None:
         """Log matching: an (index, term) pair names one entry, whose predecessor has one term."""
@@ -127,6 +151,9 @@ class Simulation:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        # One seed, one etcd configuration: PreVote and CheckQuorum on (etcd's server default) or off.
+        self.pre_vote = self.rng.random() < 0.75
+        self.check_quorum = self.rng.random() < 0.75
         config = self.config
         voters = tuple(range(1, config.nodes + 1))
         self.members: dict[int, Member] = {}
@@ -146,18 +173,30 @@ class Simulation:
         self.read_floor: dict[bytes, int] = {}
         self.reads_checked = 0
         self.step_number = 0
+        self.dirty: set[int] = set()  # members with a Ready not yet handled
+        self.flush_now = True
 
     def _new_member(self, node: int, disk: Disk, founders: tuple[int, ...] = ()) -> Member:
         config = self.config
         member = Member(node, disk, random.Random(self.seed * 1000 + node), config.raft_class,
                         election_tick=config.election_tick, max_size_per_msg=config.max_size_per_msg,
-                        max_inflight=config.max_inflight, founders=founders)
+                        max_inflight=config.max_inflight, founders=founders, pre_vote=self.pre_vote,
+                        check_quorum=self.check_quorum)
         self.members[node] = member
         return member
 
     # --- the Ready loop of one member, with the invariant checks
 
+    def touch(self, node: int) -> None:
+        """After an input to `node`: run its Ready loop now, or (when this step says so) later, so that a
+        crash in between loses what was not persisted."""
+        if self.flush_now:
+            self.flush(node)
+        else:
+            self.dirty.add(node)
+
     def flush(self, node: int) -> None:
+        self.dirty.discard(node)
         member = self.members[node]
         checker = self.checker
         for _ in range(100):
@@ -169,6 +208,7 @@ class Simulation:
             if entries_before:
                 previous_term = raft.raft_log.zero_term_on_compacted(entries_before[0].index - 1)
             old = member.disk.hard_state
+            voters = raft.tracker.voters  # the configuration the leader counted in, before applying
             ready = member.handle_ready(self._on_apply)
             assert ready is not None
             if ready.entries:
@@ -177,6 +217,9 @@ class Simulation:
             if hard is not None:
                 checker.on_hard_state(member, old.term, old.vote, old.commit,
                                       hard.term, hard.vote, hard.commit)
+                if hard.commit > old.commit and raft.role == Role.LEADER:
+                    checker.on_leader_commit(member, voters, hard.commit, self.members,
+                                             led_throughout=hard.term == old.term)
             if ready.soft_state is not None and ready.soft_state.role == Role.LEADER:
                 checker.on_leader(member)
             for read in ready.read_states:
@@ -237,7 +280,7 @@ class Simulation:
         lost = lost or (frm, to) in self.cut or to in self.down or to not in self.members
         if message.type == MessageType.MsgSnap and frm not in self.down:
             self.members[frm].node.report_snapshot(to, not lost)
-            self.flush(frm)
+            self.touch(frm)
         if lost:
             return
         if frm in self.removed_by[to]:
@@ -246,11 +289,11 @@ class Simulation:
             self.down.add(frm)
             return
         self.members[to].node.step(message)
-        self.flush(to)
+        self.touch(to)
 
     def tick(self, node: int) -> None:
         self.members[node].node.tick()
-        self.flush(node)
+        self.touch(node)
 
     def propose(self, node: int, key: float) -> None:
         self.proposals += 1
@@ -258,22 +301,23 @@ class Simulation:
         self.proposer_of[data] = node
         with contextlib.suppress(ProposalDropped):
             self.members[node].node.propose(data)
-        self.flush(node)
+        self.touch(node)
 
     def read(self, node: int) -> None:
         self.proposals += 1
         ctx = f"r{self.proposals}".encode()
         self.read_floor[ctx] = self.acked_index
         self.members[node].node.read_index(ctx)
-        self.flush(node)
+        self.touch(node)
 
     def crash(self, node: int) -> None:
         self.down.add(node)
+        self.dirty.discard(node)  # whatever its Ready loop had not persisted is lost
 
     def restart(self, node: int) -> None:
         self.down.discard(node)
         self.members[node].start()
-        self.flush(node)
+        self.touch(node)
 
     def change_membership(self, a: float, b: float) -> None:
         leader = self.leader()
@@ -296,7 +340,7 @@ class Simulation:
         self.trace.append(f"  -> {change.type.name} {change.node_id} via leader {leader.id}")
         with contextlib.suppress(ProposalDropped):
             leader.propose_conf_change(change)
-        self.flush(leader.id)
+        self.touch(leader.id)
 
     def transfer(self, a: float) -> None:
         leader = self.leader()
@@ -305,7 +349,7 @@ class Simulation:
         voters = leader.raft.tracker.conf_state().voters
         target = voters[int(a * len(voters))]
         leader.node.transfer_leader(target)
-        self.flush(leader.id)
+        self.touch(leader.id)
 
     def partition(self, a: float) -> None:
         nodes = self.alive()
@@ -320,13 +364,18 @@ class Simulation:
                 self.cut.add((y, x))
 
     def step(self) -> None:
-        """One step: every step draws exactly four random numbers (see the module docstring)."""
+        """One step: every step draws exactly five random numbers (see the module docstring)."""
         rng = self.rng
-        kind, a, b, c = rng.random(), rng.random(), rng.random(), rng.random()
+        kind, a, b, c, d = rng.random(), rng.random(), rng.random(), rng.random(), rng.random()
         self.step_number += 1
         if self.step_number in self.skip:
             return
         config = self.config
+        self.flush_now = d < config.flush_at_once
+        if self.dirty and d > 0.9:
+            for dirty in sorted(self.dirty):
+                if dirty not in self.down:
+                    self.flush(dirty)
         alive = self.alive()
         node = alive[int(a * len(alive))] if alive else NONE
         threshold = config.propose
@@ -376,6 +425,21 @@ class Simulation:
             self.trace.append("transfer leadership")
             self.transfer(b)
             return
+        threshold += config.reboot
+        if kind < threshold:
+            if node:
+                self.trace.append(f"reboot {node}")
+                self.crash(node)
+                self.restart(node)
+            return
+        threshold += config.isolate_leader
+        if kind < threshold:
+            leader = self.leader()
+            if leader is not None:
+                self.trace.append(f"isolate leader {leader.id}")
+                self.cut.update(pair for other in self.members if other != leader.id
+                                for pair in ((leader.id, other), (other, leader.id)))
+            return
         threshold += config.snapshot
         if kind < threshold:
             if node and self.members[node].take_snapshot():
@@ -404,6 +468,7 @@ class Simulation:
     def check_liveness(self) -> None:
         """Heal everything, then require a leader and a committed proposal within LIVENESS_TICKS."""
         self.cut.clear()
+        self.flush_now = True
         for node in sorted(self.down - self.retired):
             self.restart(node)
         marker = b"liveness=probe"
