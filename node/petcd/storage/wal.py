@@ -29,6 +29,7 @@ SNAPSHOT = 4
 CRC = 5
 
 _HEADER = struct.Struct("<IBI")  # payload length, type, CRC-32 chained from the previous record
+_SIGNED = struct.Struct("<IB")  # the part of the header the CRC covers
 _METADATA = struct.Struct("<QQ")  # node ID, cluster ID
 _HARD_STATE = struct.Struct("<QQQ")  # term, vote, commit
 _ENTRY = struct.Struct("<QQB")  # term, index, entry type; the entry's data follows
@@ -81,9 +82,17 @@ def exists(directory: str | os.PathLike[str]) -> bool:
 # ---- encoding ------------------------------------------------------------------------------------
 
 
+def _record_crc(length: int, rtype: int, payload: bytes, previous: int) -> int:
+    return zlib.crc32(payload, zlib.crc32(_SIGNED.pack(length, rtype), previous))
+
+
 def _frame(rtype: int, payload: bytes, crc: int) -> tuple[bytes, int]:
-    crc = zlib.crc32(payload, zlib.crc32(bytes((rtype,)), crc))
+    crc = _record_crc(len(payload), rtype, payload, crc)
     return _HEADER.pack(len(payload), rtype, crc) + payload, crc
+
+
+def _all_zero(data: bytes) -> bool:
+    return data.count(0) == len(data)
 
 
 def encode_entry(e: Entry) -> bytes:
@@ -121,7 +130,7 @@ def _read_segment(path: Path, data: bytes, crc: int | None, last: bool) -> tuple
     size = len(data)
     while off < size:
         if size - off < _HEADER.size:
-            if last or not any(data[off:]):
+            if last or _all_zero(data[off:]):
                 break
             raise WalCorrupted(str(path), off, "truncated record header")
         length, rtype, stored = _HEADER.unpack_from(data, off)
@@ -141,9 +150,9 @@ def _read_segment(path: Path, data: bytes, crc: int | None, last: bool) -> tuple
                 raise WalCorrupted(str(path), off, "CRC chain broken between segments")
             crc = previous
         assert crc is not None
-        computed = zlib.crc32(payload, zlib.crc32(bytes((rtype,)), crc))
+        computed = _record_crc(length, rtype, payload, crc)
         if computed != stored or rtype not in (METADATA, HARD_STATE, ENTRY, SNAPSHOT, CRC):
-            if last and not any(data[end:]):
+            if last and _all_zero(data[end:]):
                 break  # torn: the last record was only partly written
             reason = "CRC mismatch" if computed != stored else f"unknown record type {rtype}"
             raise WalCorrupted(str(path), off, reason)
