@@ -131,14 +131,14 @@ def test_scheme_mismatch_drops_the_own_record(nameserver: str) -> None:
     entries = srv.get_cluster("http", "etcd-server", "infra0", "mixed.test", ["https://127.0.0.21:2380"],
                               lookup)
     assert entries == ["0=http://infra1.example.test:2380"]
-    with pytest.raises(DiscoveryError, match=r"has scheme mismatch with expected peer https://127.0.0.21:2380"):
+    with pytest.raises(DiscoveryError, match=r"scheme mismatch with expected peer https://127\.0\.0\.2[12]:2380$"):
         srv.srv_initial_cluster("infra0", "mixed.test", "", ["https://127.0.0.21:2380",
                                                              "https://127.0.0.22:2380"], nameserver)
 
 
 def test_client_srv(nameserver: str) -> None:
     assert srv.client_endpoints("example.test", nameserver=nameserver) == ["http://infra0.example.test.:2379"]
-    with pytest.raises(DiscoveryError, match=r"^dns lookup errors: lookup _etcd-client-ssl._tcp.nothing.test"):
+    with pytest.raises(DiscoveryError, match=r"^dns lookup errors: lookup _etcd-client-ssl\._tcp\.nothing"):
         srv.client_endpoints("nothing.test", nameserver=nameserver)
 
 
