@@ -482,3 +482,34 @@ def test_raft_and_http_share_the_peer_port() -> None:
             await stop_members(a)
 
     run(lambda: with_peer_http(body))
+
+
+def test_a_peer_that_stops_answering_pings_is_redialled() -> None:
+    async def scenario() -> None:
+        accepted = []
+
+        async def mute_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            """Accepts the handshake, then reads and never answers."""
+            accepted.append(writer)
+            await reader.readexactly(len(PREFACE))
+            await read_frame(reader)
+            writer.write(encode_frame(Kind.ACCEPT))
+            while await reader.read(4096):
+                pass
+
+        server = await asyncio.start_server(mute_peer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        quick = Settings(dial_timeout=0.2, backoff_initial=0.02, ping_interval=0.05)
+        a = await start_member(1, settings=quick)
+        try:
+            a.transport.add_peer(2, [f"http://127.0.0.1:{port}"])
+            await until(lambda: a.transport.is_active(2))
+            await until(lambda: len(accepted) >= 2)
+            assert 2 in a.recorder.unreachable
+        finally:
+            await stop_members(a)
+            for writer in accepted:
+                writer.close()
+            server.close()
+
+    run(scenario)

@@ -229,9 +229,16 @@ class Peer:
                 self.metrics.peer_sent_bytes.labels(To=self._hex).inc(len(data))
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
-        """The listener only answers pings on this stream; EOF or anything else ends it."""
+        """The listener only answers pings on this stream; EOF, silence or anything else ends it.
+
+        Silence: a peer that stopped answering pings (frozen, or cut off without a reset) is given up
+        after a few ping intervals, so the stream is redialled instead of waiting on TCP."""
+        silence = self.settings.ping_interval * 4 + self.settings.dial_timeout
         while True:
-            frame = await read_frame(reader)
+            try:
+                frame = await asyncio.wait_for(read_frame(reader), silence)
+            except TimeoutError:
+                raise OSError(f"no answer to pings for {silence:.1f} s") from None
             if frame.kind is not Kind.PONG or len(frame.payload) != 8:
                 raise FrameError(f"unexpected {frame.kind.name} frame on the message stream")
             sent_ns = int.from_bytes(frame.payload, "big")

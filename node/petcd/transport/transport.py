@@ -40,6 +40,8 @@ CLUSTER_ID_MISMATCH = "cluster ID mismatch"
 TO_FIELD_MISMATCH = "to field mismatch"
 SENDER_NOT_FOUND = "error sender not found"
 HANDSHAKE_TIMEOUT = 5.0
+# A sender pings every few seconds (Settings.ping_interval); a stream silent for this long is dead.
+INBOUND_IDLE_TIMEOUT = 60.0
 
 
 class Transport:
@@ -185,7 +187,7 @@ class Transport:
     async def _receive_messages(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                                 sender: str) -> None:
         while True:
-            frame = await read_frame(reader)
+            frame = await asyncio.wait_for(read_frame(reader), INBOUND_IDLE_TIMEOUT)
             self._count_received(sender, frame)
             if frame.kind is Kind.MESSAGE:
                 message = codec.decode(frame.payload)
