@@ -19,6 +19,8 @@ from typing import Any
 
 import lmdb
 
+from petcd.storage.fsync import fsync_path
+
 DB_NAMES = ("key", "meta", "lease", "members", "alarm", "auth")
 DEFAULT_MAP_SIZE = 16 << 30  # address space only; the file grows with the data
 _INT = struct.Struct(">q")
@@ -114,17 +116,17 @@ class Backend:
         tmp = self.path.with_name(self.path.name + ".defrag")
         tmp.unlink(missing_ok=True)
         self.env.copy(str(tmp), compact=True)
-        _fsync_path(tmp)
+        fsync_path(tmp)
         self.env.close()
         os.replace(tmp, self.path)
-        _fsync_path(self.path.parent)
+        fsync_path(self.path.parent)
         self._open()
 
     def snapshot(self, dest: str | os.PathLike[str]) -> None:
         """A consistent copy of the whole backend into a new file (taken in one read transaction)."""
         Path(dest).unlink(missing_ok=True)
         self.env.copy(str(dest), compact=True)
-        _fsync_path(Path(dest))
+        fsync_path(Path(dest))
 
     def snapshot_bytes(self) -> bytes:
         """The consistent copy as bytes (for raft snapshots and the Snapshot RPC)."""
@@ -144,7 +146,7 @@ class Backend:
             os.fsync(f.fileno())
         self.env.close()
         os.replace(tmp, self.path)
-        _fsync_path(self.path.parent)
+        fsync_path(self.path.parent)
         self._open()
 
     def hash(self) -> int:
@@ -159,11 +161,3 @@ class Backend:
 
     def close(self) -> None:
         self.env.close()
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from petcd.raft.types import ConfState, Snapshot, SnapshotMetadata
 from petcd.storage.errors import SnapshotCorrupted
+from petcd.storage.fsync import fsync_path
 
 MAGIC = b"PETCDSNP"
 VERSION = 1
@@ -86,11 +87,7 @@ class Snapshotter:
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, path)
-        fd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(self.dir)
         return path
 
     def names(self) -> list[Path]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from petcd.raft.types import Entry, EntryType, HardState
 from petcd.storage.errors import WalCorrupted
+from petcd.storage.fsync import fsync_path
 
 SEGMENT_SIZE = 64 << 20  # preallocated, so an fdatasync does not also have to update the file size
 
@@ -338,7 +339,7 @@ class WAL:
         os.pwrite(fd, data, 0)
         os.fsync(fd)
         os.rename(tmp, path)
-        _fsync_dir(self.dir)
+        fsync_path(self.dir)
         if self._fd >= 0:
             os.close(self._fd)
         self._fd = fd
@@ -363,11 +364,3 @@ def _preallocate(fd: int, size: int) -> None:
     except OSError:  # a filesystem without fallocate: grow it sparsely instead
         if os.fstat(fd).st_size < size:
             os.ftruncate(fd, size)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
