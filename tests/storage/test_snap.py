@@ -41,7 +41,7 @@ def test_newest_valid_snapshot_is_loaded(tmp_path: Path) -> None:
     loaded = s.load_newest()
     assert loaded is not None and loaded.metadata.index == 30
     assert (tmp_path / (newest.name + ".broken")).exists()
-    only_wal_marked = s.load_newest(usable={10})
+    only_wal_marked = s.load_newest(usable={(10, 1), (30, 1)})
     assert only_wal_marked is not None and only_wal_marked.data == b"ten"
     s.purge(keep=1)
     assert [p.name for p in s.names()] == ["0000000000000002-000000000000001e.snap"]

@@ -99,16 +99,16 @@ class Snapshotter:
                 found.append((int(m.group(2), 16), int(m.group(1), 16), p))
         return [p for _, _, p in sorted(found, reverse=True)]
 
-    def load_newest(self, usable: set[int] | None = None) -> Snapshot | None:
-        """The newest snapshot that passes its check (optionally only indexes in `usable`, e.g. those
-        with a WAL marker). Broken files are renamed `*.broken`."""
+    def load_newest(self, usable: set[tuple[int, int]] | None = None) -> Snapshot | None:
+        """The newest snapshot that passes its check (optionally only those whose (index, term) is in
+        `usable`: the ones with a WAL marker). Broken files are renamed `*.broken`."""
         for path in self.names():
             try:
                 snap = decode_snapshot(path.read_bytes(), str(path))
             except SnapshotCorrupted:
                 path.rename(path.with_name(path.name + ".broken"))
                 continue
-            if usable is None or snap.metadata.index in usable:
+            if usable is None or (snap.metadata.index, snap.metadata.term) in usable:
                 return snap
         return None
 
