@@ -21,6 +21,8 @@ TIER_OF_DIRECTORY = {
 }
 
 
+# tryfirst: the markers must be in place before pytest's own `-m` deselection runs.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if any(item.iter_markers(name=t) for t in ("unit", "node", "e2e", "soak")):
