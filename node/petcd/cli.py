@@ -78,7 +78,10 @@ def run_server(cfg: config.Config) -> int:
     """Hand over to the server shell; it owns the event loop, signals and readiness."""
     # Imported here (and by name: its signature belongs to the server shell, sync or async).
     server = importlib.import_module("petcd.server")
-    result = server.run(cfg)
+    run = getattr(server, "run", None)
+    if not callable(run):  # the package may keep run() in its submodule of the same name
+        run = importlib.import_module("petcd.server.run").run
+    result = run(cfg)
     if inspect.isawaitable(result):
         result = asyncio.run(_await(result))
     return result if isinstance(result, int) else EXIT_OK
