@@ -25,7 +25,7 @@ TIER_OF_DIRECTORY = {
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if any(item.iter_markers(name=t) for t in ("unit", "node", "e2e", "soak")):
+        if any(item.get_closest_marker(t) for t in ("unit", "node", "e2e", "soak")):
             continue
         parts = Path(str(item.path)).relative_to(TESTS).parts
         tier = TIER_OF_DIRECTORY.get(parts[0], "unit") if len(parts) > 1 else "unit"
