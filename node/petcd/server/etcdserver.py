@@ -1,0 +1,437 @@
+"""EtcdServer: what the gRPC services call. Proposes writes through Raft and waits for their apply,
+serves reads after a ReadIndex round (or locally when serializable), and keeps the leader-only
+duties (lease expiry, auto-compaction) and the member's own attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from petcd.api import convert, errors
+from petcd.proto import raft_internal_pb2 as ipb
+from petcd.proto import rpc_pb2 as pb
+from petcd.raft.node import ProposalDropped, RawNode
+from petcd.raft.storage import MemoryStorage
+from petcd.raft.types import (
+    ConfState,
+    Entry,
+    HardState,
+    ReadState,
+    Role,
+    Snapshot,
+    SoftState,
+)
+from petcd.server.apply import StateMachine
+from petcd.server.ids import RequestIdGenerator
+from petcd.server.read_index import ReadIndexBatcher
+from petcd.server.wait import IndexWaiter, Waiters
+from petcd.storage.errors import LeaseNotFoundError
+from petcd.storage.kv import Event
+from petcd.storage.mvcc import MVCCStore
+
+log = logging.getLogger("petcd.server")
+
+SERVER_VERSION = "3.5.17"
+CLUSTER_VERSION = "3.5.0"
+MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000  # etcd's maxGapBetweenApplyAndCommitIndex
+LEASE_EXPIRY_CHECK_SECONDS = 0.5
+MAX_LEASE_REVOKES_PER_ROUND = 500  # etcd rate-limits expiry revokes to 1000/s
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """The parts of the configuration the server core uses."""
+
+    name: str
+    member_id: int
+    client_urls: tuple[str, ...]
+    heartbeat_seconds: float
+    election_seconds: float
+    max_request_bytes: int
+    max_txn_ops: int
+    quota_backend_bytes: int
+
+    @property
+    def request_timeout(self) -> float:
+        """etcd: 5 s + 2 × election timeout."""
+        return 5.0 + 2 * self.election_seconds
+
+
+class EtcdServer:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        node: RawNode,
+        raft_storage: MemoryStorage,
+        state: StateMachine,
+    ) -> None:
+        self.settings = settings
+        self.node = node
+        self.raft_storage = raft_storage
+        self.state = state
+        self.store: MVCCStore = state.store
+        self.member_id = settings.member_id
+        self.max_txn_ops = settings.max_txn_ops
+        self.leader_id = 0
+        self.role = Role.FOLLOWER
+        self.term = 0
+        self.committed_index = 0
+        self.applied = IndexWaiter(self.store.consistent_index)
+        self.waiters = Waiters()
+        self.ids = RequestIdGenerator(settings.member_id, int(time.time() * 1000))
+        self._leader_known = asyncio.Event()
+        self._revoking: set[int] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stopped = False
+        self.poke: Callable[[], None] = lambda: None  # set by the Ready loop's owner
+        self.on_events: Callable[[Sequence[Event]], None] = lambda events: None  # the watch hub
+        self.on_removed: Callable[[], None] = lambda: None
+        self.on_membership_changed: Callable[[], None] = lambda: None
+        self.read_index = ReadIndexBatcher(
+            self._request_read_index, self.applied.wait, settings.request_timeout
+        )
+
+    @property
+    def cluster_id(self) -> int:
+        return self.state.membership.cluster_id
+
+    def header(self, revision: int | None = None) -> pb.ResponseHeader:
+        return pb.ResponseHeader(
+            cluster_id=self.cluster_id,
+            member_id=self.member_id,
+            revision=self.store.current_revision if revision is None else revision,
+            raft_term=self.term,
+        )
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.read_index.start()
+        self._tasks = [loop.create_task(self._lease_expiry_loop()), loop.create_task(self._publish_loop())]
+
+    async def stop(self) -> None:
+        self.stopped = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.read_index.stop()
+        self.waiters.fail_all(errors.STOPPED)
+        self.applied.fail_all(errors.STOPPED)
+
+    # ---- callbacks from the Ready loop (the Applier protocol) -----------------------------------
+
+    def on_soft_state(self, soft: SoftState) -> None:
+        was_leader = self.role == Role.LEADER
+        if soft.leader_id != self.leader_id:
+            log.info("raft leader changed member=%s leader=%x", self.settings.name, soft.leader_id)
+        self.leader_id = soft.leader_id
+        self.role = soft.role
+        if soft.leader_id:
+            self._leader_known.set()
+        else:
+            self._leader_known.clear()
+        is_leader = soft.role == Role.LEADER
+        if is_leader and not was_leader:
+            self.store.lessor.promote(time.monotonic(), self.settings.election_seconds)
+        elif was_leader and not is_leader:
+            self.store.lessor.demote()
+
+    def on_hard_state(self, hard: HardState) -> None:
+        self.term = hard.term
+        self.committed_index = hard.commit
+
+    def on_read_states(self, states: Sequence[ReadState]) -> None:
+        for rs in states:
+            self.read_index.on_read_state(rs.request_ctx, rs.index)
+
+    async def apply_snapshot(self, snapshot: Snapshot) -> None:
+        """The backend was replaced when the snapshot was persisted; catch the rest up."""
+        self.applied.advance(snapshot.metadata.index)
+        self.on_membership_changed()
+
+    async def apply_entries(self, entries: Sequence[Entry]) -> None:
+        result = self.state.apply(entries, self.node.apply_conf_change)
+        if result.events:
+            self.on_events(result.events)
+        for outcome in result.outcomes:
+            self.waiters.trigger(outcome.request_id, outcome.result)
+        self.applied.advance(entries[-1].index)
+        if result.conf_state is not None:
+            self.on_membership_changed()
+        if result.removed_self:
+            self.on_removed()
+
+    @property
+    def conf_state(self) -> ConfState:
+        return self.node.status().conf_state
+
+    # ---- proposals ---------------------------------------------------------------------------------
+
+    async def propose(self, req: ipb.InternalRaftRequest) -> Any:
+        """Propose `req` and wait for its result on this member (a response message)."""
+        if self.stopped:
+            raise errors.STOPPED
+        if self.committed_index - self.applied.index > MAX_GAP_BETWEEN_APPLY_AND_COMMIT:
+            raise errors.TOO_MANY_REQUESTS
+        request_id = self.ids.next()
+        req.ID = request_id
+        req.header.ID = request_id
+        data = req.SerializeToString()
+        if len(data) > self.settings.max_request_bytes:
+            raise errors.REQUEST_TOO_LARGE
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.request_timeout
+        fut = self.waiters.register(request_id)
+        try:
+            await self._propose_bytes(data, deadline)
+            result = await asyncio.wait_for(fut, max(deadline - loop.time(), 0.0))
+        except TimeoutError:
+            raise errors.TIMEOUT from None
+        finally:
+            self.waiters.forget(request_id)
+        if isinstance(result, errors.EtcdError):
+            raise result
+        return result
+
+    async def _propose_bytes(self, data: bytes, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                self.node.propose(data)
+                self.poke()
+                return
+            except ProposalDropped:
+                # No leader known (or a transfer in progress): wait for one, as etcd's Propose blocks.
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise TimeoutError from None
+                if self.leader_id:
+                    await asyncio.sleep(min(remaining, self.settings.heartbeat_seconds))
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._leader_known.wait(), remaining)
+
+    def _request_read_index(self, ctx: bytes) -> None:
+        self.node.read_index(ctx)
+        self.poke()
+
+    async def linearizable_read(self) -> None:
+        if self.stopped:
+            raise errors.STOPPED
+        await self.read_index.wait()
+
+    # ---- KV ----------------------------------------------------------------------------------------
+
+    async def range(self, r: pb.RangeRequest) -> pb.RangeResponse:
+        if not r.serializable:
+            await self.linearizable_read()
+        res = self.store.range(convert.range_from_pb(r))
+        return convert.range_to_pb(res, self.header(res.revision))
+
+    async def put(self, r: pb.PutRequest) -> pb.PutResponse:
+        self._check_quota()
+        resp: pb.PutResponse = await self.propose(ipb.InternalRaftRequest(put=r))
+        return resp
+
+    async def delete_range(self, r: pb.DeleteRangeRequest) -> pb.DeleteRangeResponse:
+        resp: pb.DeleteRangeResponse = await self.propose(ipb.InternalRaftRequest(delete_range=r))
+        return resp
+
+    async def txn(self, r: pb.TxnRequest) -> pb.TxnResponse:
+        if _txn_is_read_only(r):
+            # etcd serves read-only txns after a ReadIndex round, without a Raft entry.
+            await self.linearizable_read()
+            res = self.store.txn(convert.txn_from_pb(r))
+            return convert.txn_to_pb(res, self.header(res.revision))
+        self._check_quota()
+        resp: pb.TxnResponse = await self.propose(ipb.InternalRaftRequest(txn=r))
+        return resp
+
+    async def compact(self, r: pb.CompactionRequest) -> pb.CompactionResponse:
+        resp: pb.CompactionResponse = await self.propose(ipb.InternalRaftRequest(compaction=r))
+        return resp
+
+    def _check_quota(self) -> None:
+        if self.state.has_alarm(pb.NOSPACE):
+            raise errors.NO_SPACE
+        if self.store.backend.size() >= self.settings.quota_backend_bytes:
+            # etcd raises the NOSPACE alarm for the member on the first write over the quota.
+            req = ipb.InternalRaftRequest(
+                alarm=pb.AlarmRequest(
+                    action=pb.AlarmRequest.ACTIVATE, memberID=self.member_id, alarm=pb.NOSPACE
+                )
+            )
+            asyncio.get_running_loop().create_task(self._propose_quietly(req))
+            raise errors.NO_SPACE
+
+    async def _propose_quietly(self, req: ipb.InternalRaftRequest) -> None:
+        try:
+            await self.propose(req)
+        except errors.EtcdError as exc:
+            log.warning("background proposal failed member=%s err=%s", self.settings.name, exc.message)
+
+    # ---- leases ------------------------------------------------------------------------------------
+
+    async def lease_grant(self, r: pb.LeaseGrantRequest) -> pb.LeaseGrantResponse:
+        self._check_quota()
+        req = pb.LeaseGrantRequest(TTL=r.TTL, ID=r.ID or self.ids.next_lease_id())
+        resp: pb.LeaseGrantResponse = await self.propose(ipb.InternalRaftRequest(lease_grant=req))
+        return resp
+
+    async def lease_revoke(self, r: pb.LeaseRevokeRequest) -> pb.LeaseRevokeResponse:
+        resp: pb.LeaseRevokeResponse = await self.propose(ipb.InternalRaftRequest(lease_revoke=r))
+        return resp
+
+    async def lease_keep_alive(self, lease_id: int) -> pb.LeaseKeepAliveResponse:
+        """Renew on the leader; the header is taken before the renewal, as etcd does."""
+        header = self.header()
+        if self.role != Role.LEADER:
+            return await self.forward_keep_alive(lease_id)
+        try:
+            ttl = self.store.lessor.renew(lease_id, time.monotonic())
+        except LeaseNotFoundError:
+            ttl = 0
+        return pb.LeaseKeepAliveResponse(header=header, ID=lease_id, TTL=ttl)
+
+    async def forward_keep_alive(self, lease_id: int) -> pb.LeaseKeepAliveResponse:
+        raise errors.NOT_LEADER  # replaced by the leader forwarder when peers are wired
+
+    async def lease_time_to_live(self, r: pb.LeaseTimeToLiveRequest) -> pb.LeaseTimeToLiveResponse:
+        if self.role != Role.LEADER:
+            await self.linearizable_read()
+        t = self.store.lessor.time_to_live(r.ID, time.monotonic(), r.keys)
+        return pb.LeaseTimeToLiveResponse(
+            header=self.header(), ID=t.id, TTL=t.ttl, grantedTTL=t.granted_ttl, keys=t.keys
+        )
+
+    async def lease_leases(self) -> pb.LeaseLeasesResponse:
+        await self.linearizable_read()
+        return pb.LeaseLeasesResponse(
+            header=self.header(), leases=[pb.LeaseStatus(ID=i) for i in self.store.lessor.leases()]
+        )
+
+    async def _lease_expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_EXPIRY_CHECK_SECONDS)
+            if self.role != Role.LEADER:
+                continue
+            for lease_id in self.store.lessor.expired(time.monotonic(), MAX_LEASE_REVOKES_PER_ROUND):
+                if lease_id in self._revoking:
+                    continue
+                self._revoking.add(lease_id)
+                asyncio.get_running_loop().create_task(self._revoke_expired(lease_id))
+
+    async def _revoke_expired(self, lease_id: int) -> None:
+        try:
+            await self.propose(ipb.InternalRaftRequest(lease_revoke=pb.LeaseRevokeRequest(ID=lease_id)))
+        except errors.EtcdError as exc:
+            if exc != errors.LEASE_NOT_FOUND:
+                log.warning("lease expiry revoke failed lease=%x err=%s", lease_id, exc.message)
+        finally:
+            self._revoking.discard(lease_id)
+
+    # ---- membership --------------------------------------------------------------------------------
+
+    async def member_list(self, linearizable: bool) -> pb.MemberListResponse:
+        if linearizable:
+            await self.linearizable_read()
+        return pb.MemberListResponse(header=self.header(0), members=self.state.members_pb())
+
+    async def _publish_loop(self) -> None:
+        """Publish this member's name and client URLs through Raft once (etcd's publishV3)."""
+        s = self.settings
+        req = ipb.InternalRaftRequest(
+            cluster_member_attr_set=ipb.ClusterMemberAttrSetRequest(
+                member_ID=self.member_id,
+                member_attributes=ipb.MemberAttributes(name=s.name, client_urls=list(s.client_urls)),
+            )
+        )
+        while True:
+            me = self.state.membership.members.get(self.member_id)
+            if me is not None and me.name == s.name and list(me.client_urls) == list(s.client_urls):
+                return
+            try:
+                await self.propose(ipb.InternalRaftRequest.FromString(req.SerializeToString()))
+                log.info("published local member to cluster member=%s", s.name)
+                return
+            except errors.EtcdError as exc:
+                log.info("publish retry member=%s err=%s", s.name, exc.message)
+                await asyncio.sleep(0.5)
+
+    # ---- maintenance -------------------------------------------------------------------------------
+
+    def status(self) -> pb.StatusResponse:
+        backend = self.store.backend
+        resp = pb.StatusResponse(
+            header=self.header(),
+            version=SERVER_VERSION,
+            dbSize=backend.size(),
+            dbSizeInUse=backend.size_in_use(),
+            leader=self.leader_id,
+            raftIndex=self.committed_index,
+            raftTerm=self.term,
+            raftAppliedIndex=self.applied.index,
+            isLearner=self.member_id in self.conf_state.learners,
+        )
+        if self.leader_id == 0:
+            resp.errors.append(errors.NO_LEADER.message)
+        for a in self.state.alarm_list():
+            resp.errors.append(f"memberID:{a.memberID} alarm:{pb.AlarmType.Name(a.alarm)} ")
+        return resp
+
+    async def alarm(self, r: pb.AlarmRequest) -> pb.AlarmResponse:
+        if r.action == pb.AlarmRequest.GET:
+            return pb.AlarmResponse(header=self.header(), alarms=self.state.alarm_list())
+        resp: pb.AlarmResponse = await self.propose(ipb.InternalRaftRequest(alarm=r))
+        return resp
+
+    async def hash(self) -> pb.HashResponse:
+        return pb.HashResponse(header=self.header(), hash=self.store.backend.hash())
+
+    async def hash_kv(self, revision: int) -> pb.HashKVResponse:
+        h = self.store.hash_kv(revision)
+        return pb.HashKVResponse(
+            header=self.header(h.hash_revision),
+            hash=h.hash,
+            compact_revision=h.compact_revision,
+            hash_revision=h.hash_revision,
+        )
+
+    async def defragment(self) -> None:
+        self.store.backend.defragment()
+
+    async def backend_snapshot(self) -> bytes:
+        return self.store.backend.snapshot_bytes()
+
+    async def move_leader(self, target: int) -> None:
+        if self.role != Role.LEADER:
+            raise errors.NOT_LEADER
+        if target not in self.conf_state.voters or target == 0:
+            raise errors.BAD_LEADER_TRANSFEREE
+        if target == self.member_id:
+            return
+        self.node.transfer_leader(target)
+        self.poke()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.request_timeout
+        while self.leader_id != target:
+            if loop.time() > deadline:
+                raise errors.TIMEOUT
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+
+
+def _txn_is_read_only(r: pb.TxnRequest) -> bool:
+    for op in (*r.success, *r.failure):
+        which = op.WhichOneof("request")
+        if which in ("request_put", "request_delete_range"):
+            return False
+        if which == "request_txn" and not _txn_is_read_only(op.request_txn):
+            return False
+    return True

@@ -1,0 +1,398 @@
+"""Start a member from a validated Config and serve until SIGTERM/SIGINT (etcd's embed.StartEtcd).
+
+Order: open the backend (LMDB), recover Raft's log from the snapshot + WAL (or bootstrap a new one),
+build the RawNode and the server, start the peer transport and the Ready loop, then the client
+listeners; READY=1 to systemd once clients are served. SIGTERM stops the listeners, the loop, the
+transport, and closes the WAL and the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from petcd import notify
+from petcd.api import http as client_http
+from petcd.api.errors import EtcdError
+from petcd.api.grpc_server import build_grpc_server
+from petcd.api.mux import ClientListener
+from petcd.config import Config, ConfigError
+from petcd.log import get_logger
+from petcd.metrics import Metrics
+from petcd.proto import rpc_pb2 as pb
+from petcd.raft.node import Config as RaftConfig
+from petcd.raft.node import RawNode
+from petcd.raft.storage import MemoryStorage
+from petcd.raft.types import ConfState, Message, MessageType, Role, Snapshot
+from petcd.server import snapshot_data
+from petcd.server.apply import StateMachine
+from petcd.server.etcdserver import CLUSTER_VERSION, SERVER_VERSION, EtcdServer, ServerSettings
+from petcd.server.ids import member_id as compute_member_id
+from petcd.server.membership import Member as MemberRecord
+from petcd.server.membership import Membership
+from petcd.server.raft_loop import RaftLoop
+from petcd.server.watch_stream import WatchDispatcher
+from petcd.storage.disk import RaftDisk
+from petcd.storage.mvcc import MVCCStore
+from petcd.storage.wal import WalMetadata
+from petcd.storage.watch import WatchHub
+from petcd.transport.listener import PeerListener
+from petcd.transport.peer_http import MemberInfo, build_peer_app, fetch_cluster_info
+from petcd.transport.transport import Transport
+
+log = get_logger("server")
+
+SNAPSHOT_CATCH_UP_ENTRIES = 5000  # etcd keeps this many entries behind a snapshot for slow followers
+METRICS_REFRESH_SECONDS = 1.0
+
+
+def settings_from(config: Config, member: int) -> ServerSettings:
+    return ServerSettings(
+        name=config.name,
+        member_id=member,
+        client_urls=tuple(config.advertise_client_urls),
+        heartbeat_seconds=config.heartbeat_interval / 1000,
+        election_seconds=config.election_timeout / 1000,
+        max_request_bytes=config.max_request_bytes,
+        max_txn_ops=config.max_txn_ops,
+        quota_backend_bytes=config.effective_quota_backend_bytes,
+    )
+
+
+def min_lease_ttl(cfg: Config) -> int:
+    """etcd: ceil(1.5 × election timeout) in seconds."""
+    return max(1, -(-(3 * cfg.election_timeout) // 2000))
+
+
+class _Health:
+    """What petcd.api.http asks the server (its HealthSource)."""
+
+    def __init__(self, member: Member) -> None:
+        self._m = member
+
+    def leader_id(self) -> int:
+        return self._m.server.leader_id
+
+    def alarms(self) -> Sequence[str]:
+        return [pb.AlarmType.Name(a.alarm) for a in self._m.server.state.alarm_list()]
+
+    def is_learner(self) -> bool:
+        return self._m.server.member_id in self._m.server.conf_state.learners
+
+    async def read_probe(self, serializable: bool) -> None:
+        try:
+            await self._m.server.range(pb.RangeRequest(key=b"health", keys_only=True, limit=1,
+                                                       serializable=serializable))
+        except EtcdError as exc:
+            raise RuntimeError(exc.message) from None
+
+    def versions(self) -> tuple[str, str]:
+        return SERVER_VERSION, CLUSTER_VERSION
+
+
+class _PeerInfo:
+    """What the peer port's /members and /version ask."""
+
+    def __init__(self, member: Member) -> None:
+        self._m = member
+
+    def cluster_id(self) -> int:
+        return self._m.server.cluster_id
+
+    def members(self) -> Sequence[MemberInfo]:
+        return [
+            MemberInfo(m.id, m.peer_urls, m.name, m.client_urls, m.is_learner)
+            for m in self._m.server.state.membership.sorted_members()
+        ]
+
+    def versions(self) -> tuple[str, str]:
+        return SERVER_VERSION, CLUSTER_VERSION
+
+
+class Member:
+    """One running member: every part, started and stopped in order."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.metrics = Metrics(SERVER_VERSION)
+        self.stopped = asyncio.Event()
+        self._client_listeners: list[ClientListener] = []
+        self._peer_listeners: list[PeerListener] = []
+        self._runners: list[web.AppRunner] = []
+        self._metrics_listeners: client_http.MetricsListeners | None = None
+        self._sock_dir = tempfile.mkdtemp(prefix="petcd-")
+        self.grpc_socket = os.path.join(self._sock_dir, "grpc.sock")
+        self._snapshot_index = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ---- recovery / bootstrap ---------------------------------------------------------------------
+
+    async def _open_state(self) -> tuple[StateMachine, MemoryStorage, int]:
+        """Returns the state machine, Raft's storage and the applied index Raft restarts from."""
+        cfg = self.config
+        self.store = MVCCStore.open(cfg.snap_path / "db", min_lease_ttl=min_lease_ttl(cfg), sync=False)
+        state = StateMachine(
+            self.store, Membership(0), 0, lambda rev: self.server.header(rev), time.monotonic
+        )
+        if RaftDisk.exists(cfg.wal_path):
+            return self._restart(state)
+        return await self._bootstrap(state)
+
+    def _restart(self, state: StateMachine) -> tuple[StateMachine, MemoryStorage, int]:
+        cfg = self.config
+        self.disk, rec = RaftDisk.open(cfg.wal_path, cfg.snap_path)
+        if not state.load():
+            raise ConfigError(f"member data in {cfg.effective_data_dir} has a WAL but no membership")
+        state.member_id = rec.metadata.node_id
+        raft_storage = MemoryStorage(state.initial_conf_state())
+        applied = 0
+        if rec.snapshot is not None:
+            raft_storage.apply_snapshot(rec.snapshot)
+            applied = self._snapshot_index = rec.snapshot.metadata.index
+        raft_storage.set_hard_state(rec.hard_state)
+        raft_storage.append(rec.entries)
+        log.info("restarting member", **{"member-id": f"{state.member_id:x}",
+                                          "commit-index": rec.hard_state.commit,
+                                          "applied-index": self.store.consistent_index})
+        return state, raft_storage, applied
+
+    async def _bootstrap(self, state: StateMachine) -> tuple[StateMachine, MemoryStorage, int]:
+        cfg = self.config
+        my_peer_urls = sorted(cfg.initial_advertise_peer_urls)
+        if cfg.initial_cluster_state == "existing":
+            # Joining: the cluster already knows us (MemberAdd); learn our ID and the cluster ID.
+            others = [u for n, urls in cfg.initial_cluster_members.items() if n != cfg.name for u in urls]
+            cluster, infos = await fetch_cluster_info(others)
+            members = {
+                i.id: MemberRecord(i.id, i.name, i.peer_urls, i.client_urls, i.is_learner) for i in infos
+            }
+            me = next((i.id for i in infos if sorted(i.peer_urls) == my_peer_urls), 0)
+            if me == 0:
+                raise ConfigError("error validating peerURLs: member not found in the cluster's member list")
+            state.membership = Membership(cluster, members)
+            initial = ConfState()
+        else:
+            cfg.verify_bootstrap()
+            state.membership = Membership.bootstrap(
+                {n: list(u) for n, u in cfg.bootstrap_members().items()}, cfg.bootstrap_token
+            )
+            me = compute_member_id(my_peer_urls, cfg.bootstrap_token)
+            initial = ConfState(voters=state.membership.voters())
+        state.member_id = me
+        with self.store.batch() as batch:
+            state.save_membership(batch)
+            state.save_initial_conf_state(batch, initial)
+        self.disk = RaftDisk.create(cfg.wal_path, cfg.snap_path, WalMetadata(me, state.membership.cluster_id))
+        log.info("bootstrapping member", **{"member-id": f"{me:x}",
+                                            "cluster-id": f"{state.membership.cluster_id:x}"})
+        return state, MemoryStorage(initial), 0
+
+    # ---- start / stop -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        state, raft_storage, applied = await self._open_state()
+        member = state.member_id
+        node = RawNode(
+            RaftConfig(
+                id=member,
+                storage=raft_storage,
+                applied=applied,
+                election_tick=cfg.election_ticks,
+                heartbeat_tick=1,
+                pre_vote=cfg.pre_vote,
+                check_quorum=True,
+                rng=random.Random(member ^ time.time_ns()),
+            )
+        )
+        self.server = EtcdServer(settings_from(cfg, member), node, raft_storage, state)
+        self.hub = WatchDispatcher(WatchHub(self.store), cfg.experimental_watch_progress_notify_interval)
+        self.server.on_events = self.hub.on_events
+        self.server.on_removed = self._removed
+        self.server.on_membership_changed = self._sync_peers
+        self.transport = Transport(member, state.membership.cluster_id, self, metrics=self.metrics)
+        self._sync_peers()
+        self.loop = RaftLoop(node, raft_storage, self.disk, self._send, self.server, self._persist_snapshot,
+                             cfg.heartbeat_interval / 1000, after_round=self._after_round)
+        self.server.poke = self.loop.poke
+        await self._start_peer_listeners()
+        self.hub.start()
+        self.loop.start()
+        self.server.start()
+        if state.membership.voters() == (member,) and not raft_storage.last_index():
+            node.campaign()  # a lone voter need not wait out an election timeout
+            self.loop.poke()
+        await self._start_client_listeners()
+        self._tasks.append(asyncio.get_running_loop().create_task(self._metrics_loop()))
+        with contextlib.suppress(OSError):
+            notify.ready(dict(os.environ))
+        log.info("ready to serve client requests", name=cfg.name)
+
+    async def _start_peer_listeners(self) -> None:
+        runner = web.AppRunner(build_peer_app(_PeerInfo(self)), access_log=None)
+        await runner.setup()
+        self._runners.append(runner)
+        for url in self.config.listen_peer_urls:
+            parts = urlsplit(url)
+            listener = PeerListener(self.transport, parts.hostname or "", parts.port or 2380, runner.server)
+            await listener.start()
+            self._peer_listeners.append(listener)
+
+    async def _start_client_listeners(self) -> None:
+        cfg = self.config
+        self.grpc = build_grpc_server(self.server, self.hub, cfg.max_request_bytes)
+        self.grpc.add_insecure_port(f"unix:{self.grpc_socket}")
+        await self.grpc.start()
+        app = web.Application()
+        client_http.add_routes(app, _Health(self), self.metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        self._runners.append(runner)
+        assert runner.server is not None
+        for url in cfg.listen_client_urls:
+            parts = urlsplit(url)
+            host, port = parts.hostname or "", parts.port or 2379
+            listener = ClientListener(host, port, self.grpc_socket, runner.server)
+            await listener.start()
+            self._client_listeners.append(listener)
+        if cfg.listen_metrics_urls:
+            self._metrics_listeners = client_http.MetricsListeners(
+                client_http.build_app(_Health(self), self.metrics), cfg.listen_metrics_urls
+            )
+            await self._metrics_listeners.start()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for listener in self._client_listeners:
+            await listener.stop()
+        if self._metrics_listeners is not None:
+            await self._metrics_listeners.stop()
+        await self.grpc.stop(1.0)
+        await self.server.stop()
+        await self.hub.stop()
+        await self.loop.stop()
+        for peer_listener in self._peer_listeners:
+            await peer_listener.stop()
+        await self.transport.stop()
+        for runner in self._runners:
+            await runner.cleanup()
+        self.disk.close()
+        self.store.backend.sync()
+        self.store.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.grpc_socket)
+            os.rmdir(self._sock_dir)
+
+    def _removed(self) -> None:
+        log.warn("the member has been permanently removed from the cluster")
+        asyncio.get_running_loop().call_later(1.0, self.stopped.set)
+
+    # ---- transport Handler ------------------------------------------------------------------------
+
+    def process(self, message: Message) -> None:
+        self.loop.step(message)
+
+    def report_unreachable(self, peer_id: int) -> None:
+        self.server.node.report_unreachable(peer_id)
+
+    def report_snapshot(self, peer_id: int, ok: bool) -> None:
+        self.server.node.report_snapshot(peer_id, ok)
+        self.loop.poke()
+
+    def is_removed(self, peer_id: int) -> bool:
+        return peer_id in self.server.state.membership.removed
+
+    def removed_from_cluster(self) -> None:
+        self._removed()
+
+    def _sync_peers(self) -> None:
+        membership = self.server.state.membership
+        for m in membership.members.values():
+            if m.id != self.server.member_id:
+                self.transport.add_peer(m.id, m.peer_urls)
+        for peer_id in list(self.transport.peers):
+            if peer_id not in membership.members:
+                self.transport.remove_peer(peer_id)
+
+    # ---- sending, snapshots -----------------------------------------------------------------------
+
+    def _send(self, messages: Sequence[Message]) -> None:
+        out = []
+        for m in messages:
+            if m.type == MessageType.MsgSnap and m.snapshot is not None:
+                # A follower too far behind gets the whole backend with the snapshot.
+                membership_json, _ = snapshot_data.unpack(m.snapshot.data)
+                data = snapshot_data.pack(membership_json, self.store.backend.snapshot_bytes())
+                m = replace(m, snapshot=replace(m.snapshot, data=data))
+            out.append(m)
+        self.transport.send(out)
+
+    def _persist_snapshot(self, snap: Snapshot) -> Snapshot:
+        """A snapshot from the leader: install its backend, then record it; returns the local copy."""
+        membership_json, backend = snapshot_data.unpack(snap.data)
+        if backend:
+            self.store.restore_snapshot(backend)
+            self.server.state.load()
+            self.hub.hub.store = self.store
+        local = replace(snap, data=snapshot_data.pack(membership_json))
+        self.disk.save_snapshot(local)
+        self._snapshot_index = snap.metadata.index
+        return local
+
+    async def _after_round(self) -> None:
+        applied = self.server.applied.index
+        if applied - self._snapshot_index <= self.config.snapshot_count:
+            return
+        self.store.backend.sync()  # the WAL below this index goes away: the backend must be durable
+        snap = self.loop.storage.create_snapshot(
+            applied, self.server.conf_state, snapshot_data.pack(self.server.state.membership.to_json())
+        )
+        self.disk.save_snapshot(snap)
+        self._snapshot_index = applied
+        compact_to = applied - SNAPSHOT_CATCH_UP_ENTRIES
+        if compact_to > self.loop.storage.first_index():
+            self.loop.storage.compact(compact_to)
+        log.info("saved snapshot", **{"snapshot-index": applied})
+
+    async def _metrics_loop(self) -> None:
+        m = self.metrics
+        backend = self.store.backend
+        while True:
+            m.has_leader.set(1 if self.server.leader_id else 0)
+            m.is_leader.set(1 if self.server.role == Role.LEADER else 0)
+            m.proposals_committed.set(self.server.committed_index)
+            m.proposals_applied.set(self.server.applied.index)
+            m.db_total_size.set(backend.size())
+            m.current_revision.set(self.store.current_revision)
+            m.compact_revision.set(max(self.store.compact_revision, 0))
+            m.watchers.set(self.hub.hub.watcher_count())
+            await asyncio.sleep(METRICS_REFRESH_SECONDS)
+
+
+async def serve(config: Config) -> int:
+    member = Member(config)
+    await member.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, member.stopped.set)
+    await member.stopped.wait()
+    with contextlib.suppress(OSError):
+        notify.stopping(dict(os.environ))
+    log.info("stopping member", name=config.name)
+    await member.stop()
+    return 0
+
+
+def run(config: Config) -> int:
+    return asyncio.run(serve(config))
