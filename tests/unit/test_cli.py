@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,24 @@ def test_start_warnings_are_json_log_lines_with_the_member_name(tmp_path: Path,
     proxy = [entry for entry in logged if "proxy" in entry["msg"]]
     assert proxy and proxy[0]["level"] == "warn" and proxy[0]["name"] == "foo"
     assert proxy[0]["caller"].startswith("cli.py:")
+
+
+def test_subcommands_get_their_own_arguments(monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    seen: list[tuple[list[str], dict[str, str]]] = []
+
+    def snapshot(args: Sequence[str], environ: Mapping[str, str]) -> int:
+        seen.append((list(args), dict(environ)))
+        return 3
+
+    monkeypatch.setitem(cli.SUBCOMMANDS, "snapshot", snapshot)
+    assert cli.main(["snapshot", "save", "--bogus", "x.db"], {"ETCDCTL_API": "3"}) == 3
+    assert seen == [(["save", "--bogus", "x.db"], {"ETCDCTL_API": "3"})]
+
+
+def test_unwritable_log_output_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(["--data-dir", str(tmp_path / "d"), "--log-outputs", str(tmp_path / "no" / "x.log")],
+                         capsys)
+    assert status == 1
+    assert err.startswith("petcd: error verifying flags, cannot open --log-outputs: ")
+    assert not (tmp_path / "d").exists()
