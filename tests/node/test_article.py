@@ -116,7 +116,7 @@ def discovery_member(
         address,
         [
             f"--name={name}",
-            f"--data-dir={sandbox.data_dir(name)}",
+            f"--data-dir={sandbox.data_dir(address)}",
             f"--initial-advertise-peer-urls={address.peer_url}",
             f"--listen-peer-urls={address.peer_url}",
             f"--listen-client-urls={address.client_url}",
@@ -149,7 +149,7 @@ def test_discovery_cluster_is_full(sandbox: Sandbox, implementation: Implementat
     discovery_member(sandbox, implementation, "infra0", url).wait_healthy()
     extra = discovery_member(sandbox, implementation, "infra1", url, "--discovery-fallback=exit")
     assert extra.wait_exit(30) not in (None, 0), extra.log_tail()
-    assert "discovery: cluster is full" in extra.log_text()
+    assert extra.logged("discovery: cluster is full")
 
 
 SRV_DOMAIN = "example.com"
@@ -175,7 +175,7 @@ def srv_flags(address: MemberAddress, sandbox: Sandbox) -> list[str]:
     host = f"{address.name}.{SRV_DOMAIN}"
     return [
         f"--name={address.name}",
-        f"--data-dir={sandbox.data_dir(address.name)}",
+        f"--data-dir={sandbox.data_dir(address)}",
         f"--discovery-srv={SRV_DOMAIN}",
         f"--initial-advertise-peer-urls=http://{host}:{address.peer_port}",
         f"--initial-cluster-token={ARTICLE_TOKEN}",
@@ -241,7 +241,7 @@ def test_dns_srv_etcd34_fails(sandbox: Sandbox, dns_zone: tuple[list[MemberAddre
     members = srv_members(sandbox, etcd34, dns_zone)
     for member in members:
         assert member.wait_exit(30) not in (None, 0), member.log_tail()
-        assert (
+        assert member.logged(
             "error setting up initial cluster: error querying DNS SRV records for _etcd-server-ssl"
             f" lookup _etcd-server-ssl._tcp.{SRV_DOMAIN}"
-        ) in member.log_text()
+        )

@@ -84,7 +84,10 @@ class Sandbox:
             result.append(MemberAddress(name, host, client_port, peer_port))
         return result
 
-    def data_dir(self, name: str) -> Path:
+    def data_dir(self, member: MemberAddress | str) -> Path:
+        """A data dir of its own for the member at an address (or simply named; not created: the
+        server creates it). Addresses keep two clusters with the same member names apart."""
+        name = member.slug if isinstance(member, MemberAddress) else member
         return self.root / "data" / f"{name}.etcd"
 
     def member(
@@ -120,7 +123,7 @@ class Sandbox:
         members = []
         for address in addresses:
             flags = [
-                *static_flags(address, self.data_dir(address.name), addresses, token=token),
+                *static_flags(address, self.data_dir(address), addresses, token=token),
                 *extra_flags,
             ]
             if as_environment:

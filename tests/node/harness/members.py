@@ -31,6 +31,11 @@ class MemberAddress:
         return f"http://{self.host}:{self.client_port}"
 
     @property
+    def slug(self) -> str:
+        """Unique within a test even when two clusters reuse member names: names files after it."""
+        return f"{self.name}-{self.host}-{self.client_port}"
+
+    @property
     def peer_url(self) -> str:
         return f"http://{self.host}:{self.peer_port}"
 
@@ -99,12 +104,22 @@ class Member:
         self.flags = list(flags)
         self.env = {**implementation.env, **(env or {})}
         self.wrapper = list(wrapper)  # e.g. a private /etc/resolv.conf (see dns.py)
-        self.log_path = log_dir / f"{address.name}.log"
+        self.log_path = log_dir / f"{address.slug}.log"
         self.process: ManagedProcess | None = None
 
     @property
     def client_url(self) -> str:
         return self.address.client_url
+
+    @property
+    def data_dir(self) -> Path:
+        """The --data-dir (or ETCD_DATA_DIR) this member was started with."""
+        for flag in self.flags:
+            if flag.startswith("--data-dir="):
+                return Path(flag.split("=", 1)[1])
+        if "ETCD_DATA_DIR" in self.env:
+            return Path(self.env["ETCD_DATA_DIR"])
+        raise ValueError(f"{self.name} has no data dir setting")
 
     def start(self) -> Member:
         if self.process is not None and self.process.running():
@@ -158,6 +173,20 @@ class Member:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def logged(self, text: str) -> bool:
+        """`text` occurs in the log, in a plain line or in a string field of a JSON log line
+        (etcd 3.4 logs `C | etcdmain: <error>`, etcd 3.5 `{"msg":..,"error":"<error>"}`)."""
+        for line in self.log_text().splitlines():
+            if text in line:
+                return True
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and any(isinstance(v, str) and text in v for v in record.values()):
+                return True
+        return False
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
