@@ -198,9 +198,7 @@ class V2Store:
             if refresh:
                 value = node.value
             next_index = self.index + 1
-            event = Event(UPDATE, NodeExtern(key=path, modified_index=next_index,
-                                             created_index=node.created_index),
-                          prev_node=node.repr(False, False, now_ns), etcd_index=next_index)
+            event = self._change_event(UPDATE, path, node, next_index, now_ns)
             if node.is_dir:
                 # etcd 3.4 leaves a directory's modifiedIndex alone on update (only its TTL changes).
                 event.node.dir = True
@@ -219,18 +217,11 @@ class V2Store:
         with self._counted(COMPARE_AND_SWAP):
             path = clean(path)
             self._check_writable(path)
-            node = self._internal_get(path)
-            if node.is_dir:
-                raise V2Error(errors.NOT_FILE, path, self.index)
-            cause = node.compare(prev_value, prev_index)
-            if cause is not None:
-                raise V2Error(errors.TEST_FAILED, cause, self.index)
+            node = self._compared_key(path, prev_value, prev_index)
             if refresh:
                 value = node.value
             self.index += 1
-            event = Event(COMPARE_AND_SWAP, NodeExtern(key=path, modified_index=self.index,
-                                                       created_index=node.created_index),
-                          prev_node=node.repr(False, False, now_ns), etcd_index=self.index)
+            event = self._change_event(COMPARE_AND_SWAP, path, node, self.index, now_ns)
             node.value = value
             node.modified_index = self.index
             self._update_ttl(node, expire_ns)
@@ -246,9 +237,7 @@ class V2Store:
             dir_ = dir_ or recursive
             node = self._internal_get(path)
             next_index = self.index + 1
-            event = Event(DELETE, NodeExtern(key=path, dir=node.is_dir, modified_index=next_index,
-                                             created_index=node.created_index),
-                          prev_node=node.repr(False, False, now_ns), etcd_index=next_index)
+            event = self._change_event(DELETE, path, node, next_index, now_ns, with_dir=True)
             self._remove(node, dir_, recursive, self._deleted_callback(event))
             self.index = next_index
             self.hub.notify(event)
@@ -258,16 +247,9 @@ class V2Store:
                            *, now_ns: int) -> Event:
         with self._counted(COMPARE_AND_DELETE):
             path = clean(path)
-            node = self._internal_get(path)
-            if node.is_dir:
-                raise V2Error(errors.NOT_FILE, path, self.index)
-            cause = node.compare(prev_value, prev_index)
-            if cause is not None:
-                raise V2Error(errors.TEST_FAILED, cause, self.index)
+            node = self._compared_key(path, prev_value, prev_index)
             self.index += 1
-            event = Event(COMPARE_AND_DELETE, NodeExtern(key=path, modified_index=self.index,
-                                                         created_index=node.created_index),
-                          prev_node=node.repr(False, False, now_ns), etcd_index=self.index)
+            event = self._change_event(COMPARE_AND_DELETE, path, node, self.index, now_ns)
             self._remove(node, False, False, self._deleted_callback(event))
             self.hub.notify(event)
             return event
@@ -280,9 +262,7 @@ class V2Store:
             if node.expire_ns > cutoff_ns:
                 break
             self.index += 1
-            event = Event(EXPIRE, NodeExtern(key=node.path, dir=node.is_dir, modified_index=self.index,
-                                             created_index=node.created_index),
-                          prev_node=node.repr(False, False, cutoff_ns), etcd_index=self.index)
+            event = self._change_event(EXPIRE, node.path, node, self.index, cutoff_ns, with_dir=True)
             self._ttl_nodes.discard(node)
             self._remove(node, True, True, self._deleted_callback(event))
             self.stats["expireCount"] += 1
@@ -329,6 +309,24 @@ class V2Store:
 
     def _counted(self, action: str) -> V2Store._Counter:
         return V2Store._Counter(self, action)
+
+    def _compared_key(self, path: str, prev_value: str, prev_index: int) -> _Node:
+        """The key at `path` when it passes the compare-and-swap/delete conditions."""
+        node = self._internal_get(path)
+        if node.is_dir:
+            raise V2Error(errors.NOT_FILE, path, self.index)
+        cause = node.compare(prev_value, prev_index)
+        if cause is not None:
+            raise V2Error(errors.TEST_FAILED, cause, self.index)
+        return node
+
+    @staticmethod
+    def _change_event(action: str, path: str, node: _Node, index: int, now_ns: int,
+                      with_dir: bool = False) -> Event:
+        """An event about an existing node: its new indices, and the node as it was (prevNode)."""
+        extern = NodeExtern(key=path, dir=with_dir and node.is_dir, modified_index=index,
+                            created_index=node.created_index)
+        return Event(action, extern, prev_node=node.repr(False, False, now_ns), etcd_index=index)
 
     def _publish(self, event: Event, refresh: bool) -> None:
         if refresh:
