@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import dns.exception
 import dns.resolver
 
+from petcd.config import parse_initial_cluster
 from petcd.discovery.errors import DiscoveryError
-from petcd.discovery.urlsmap import parse_urls_map
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def srv_initial_cluster(name: str, domain: str, service_name: str, advertise_pee
     for entry in entries:
         log.info("got bootstrap from DNS for etcd-server node=%s", entry)
     cluster = ",".join(entries)
-    if name not in parse_urls_map(cluster):
+    if name not in parse_initial_cluster(cluster):
         raise DiscoveryError(f'cannot find local etcd member "{name}" in SRV records')
     return cluster
 

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from petcd.config import parse_initial_cluster
 from petcd.discovery import errors
 from petcd.discovery.errors import DiscoveryError
-from petcd.discovery.urlsmap import URLsMapError, parse_urls_map
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +229,8 @@ class _FullCluster(DiscoveryError):
 def _nodes_to_cluster(nodes: list[_Node], size: int) -> str:
     text = ",".join(n.value for n in nodes)
     try:
-        urls_map = parse_urls_map(text)
-    except URLsMapError:
+        urls_map = parse_initial_cluster(text)
+    except ValueError:
         raise DiscoveryError(errors.INVALID_URL) from None
     if len(urls_map) != size:
         raise DiscoveryError(errors.DUPLICATE_NAME)

@@ -14,10 +14,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from petcd.config import check_url
 from petcd.v2 import gojson
 from petcd.v2.errors import RAFT_INTERNAL, V2Error
 from petcd.v2.events import Event
@@ -324,19 +324,7 @@ async def _peer_urls_body(request: web.Request, headers: dict[str, str]) -> list
         if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
             raise ValueError("peerURLs must be a list of URLs")
         for url in urls:
-            _check_peer_url(url)
+            check_url(url)
     except (ValueError, KeyError) as err:
         return _http_error(400, str(err), headers)
     return urls
-
-
-def _check_peer_url(url: str) -> None:
-    """etcd's types.NewURLs checks (scheme, host:port, no path)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https", "unix", "unixs"):
-        raise ValueError(f"URL scheme must be http, https, unix, or unixs: {url}")
-    if parts.scheme in ("http", "https"):
-        if parts.port is None or not parts.hostname:
-            raise ValueError(f'URL address does not have the form "host:port": {url}')
-        if parts.path not in ("", "/"):
-            raise ValueError(f"URL must not contain a path: {url}")
