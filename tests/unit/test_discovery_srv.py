@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,9 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import pytest
+from petcd.config import Config
 from petcd.discovery import srv
+from petcd.discovery.bootstrap import initial_members
 from petcd.discovery.errors import DiscoveryError
 
 RECORDS: dict[tuple[str, str], list[str]] = {
@@ -146,3 +149,11 @@ def test_srv_service_names() -> None:
     assert srv.srv_service("etcd-server", "", "https") == "etcd-server-ssl"
     assert srv.srv_service("etcd-server", "prod", "http") == "etcd-server-prod"
     assert srv.srv_service("etcd-client", "prod", "https") == "etcd-client-ssl-prod"
+
+
+def test_bootstrap_from_srv_config(nameserver: str) -> None:
+    config = Config(name="infra0", initial_cluster="", discovery_srv="example.test",
+                    initial_advertise_peer_urls=("http://127.0.0.21:2380",))
+    members = asyncio.run(initial_members(config, 1, nameserver=nameserver))
+    assert members["infra0"] == ("http://infra0.example.test:2380",)
+    assert sorted(members) == ["0", "1", "infra0"]
