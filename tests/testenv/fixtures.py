@@ -86,6 +86,28 @@ class KubeCluster:
             )
         return result
 
+    def container_pid(self, namespace: str, name: str, container: str | None = None) -> int:
+        pod = self.pod(namespace, name)
+        assert pod is not None, f"pod {namespace}/{name} not found"
+        statuses = pod["status"].get("containerStatuses", [])
+        status = next(s for s in statuses if container is None or s["name"] == container)
+        scheme, _, pid = status.get("containerID", "").partition("://")
+        assert scheme == "process", f"{namespace}/{name} is not run by a process kubelet (or not running)"
+        return int(pid)
+
+    def exec_in_container(
+        self,
+        namespace: str,
+        name: str,
+        argv: Sequence[str],
+        container: str | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a host program in the container's network, mount (volumes) and UTS namespaces."""
+        pid = self.container_pid(namespace, name, container)
+        command = ["nsenter", "-t", str(pid), "-m", "-u", "-n", "--", *argv]
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
     def pod_log(self, namespace: str, name: str, container: str) -> str:
         """A container's output, from the process kubelet's files (all restarts appended)."""
         if self.local is None:

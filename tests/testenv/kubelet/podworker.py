@@ -314,16 +314,13 @@ class PodWorker:
         return ProbeTarget(self.pod_ip or "", ports, prefix, env)
 
     def _view(self, spec: Obj, container_run: ContainerRun) -> ContainerView:
-        states = container_run.probes
-        started = container_run.running and (
-            states.get("startup") is None or states["startup"].healthy is True
-        )
-        readiness = states.get("readiness")
-        ready = (
-            started
-            and container_run.kill_deadline is None
-            and (readiness is None or readiness.healthy is True)
-        )
+        def passed(kind: str) -> bool:
+            """No such probe in the spec, or it has succeeded (its state exists only once probing began)."""
+            state = container_run.probes.get(kind)
+            return PROBE_KINDS[kind] not in spec or (state is not None and state.healthy is True)
+
+        started = container_run.running and passed("startup")
+        ready = started and container_run.kill_deadline is None and passed("readiness")
         return ContainerView(spec, container_run, ready, started)
 
     def status(self) -> Obj:
