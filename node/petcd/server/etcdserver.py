@@ -29,6 +29,7 @@ from petcd.raft.types import (
 )
 from petcd.server.apply import StateMachine
 from petcd.server.ids import RequestIdGenerator
+from petcd.server.leader_forward import LeaderForwarder
 from petcd.server.read_index import ReadIndexBatcher
 from petcd.server.wait import IndexWaiter, Waiters
 from petcd.storage.errors import LeaseNotFoundError
@@ -93,6 +94,7 @@ class EtcdServer:
         self.on_events: Callable[[Sequence[Event]], None] = lambda events: None  # the watch hub
         self.on_removed: Callable[[], None] = lambda: None
         self.on_membership_changed: Callable[[], None] = lambda: None
+        self.forwarder = LeaderForwarder(settings.request_timeout)
         self.read_index = ReadIndexBatcher(
             self._request_read_index, self.applied.wait, settings.request_timeout
         )
@@ -122,6 +124,7 @@ class EtcdServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.read_index.stop()
+        await self.forwarder.close()
         self.waiters.fail_all(errors.STOPPED)
         self.applied.fail_all(errors.STOPPED)
 
@@ -290,26 +293,37 @@ class EtcdServer:
         return resp
 
     async def lease_keep_alive(self, lease_id: int) -> pb.LeaseKeepAliveResponse:
-        """Renew on the leader; the header is taken before the renewal, as etcd does."""
+        """Renew on the leader (a follower forwards); the header is taken before the renewal."""
         header = self.header()
         if self.role != Role.LEADER:
-            return await self.forward_keep_alive(lease_id)
+            leader_urls = await self._leader_client_urls()
+            return await self.forwarder.keep_alive(leader_urls, lease_id)
         try:
             ttl = self.store.lessor.renew(lease_id, time.monotonic())
         except LeaseNotFoundError:
             ttl = 0
         return pb.LeaseKeepAliveResponse(header=header, ID=lease_id, TTL=ttl)
 
-    async def forward_keep_alive(self, lease_id: int) -> pb.LeaseKeepAliveResponse:
-        raise errors.NOT_LEADER  # replaced by the leader forwarder when peers are wired
-
     async def lease_time_to_live(self, r: pb.LeaseTimeToLiveRequest) -> pb.LeaseTimeToLiveResponse:
+        """Only the leader knows the remaining TTL: a follower asks it."""
         if self.role != Role.LEADER:
-            await self.linearizable_read()
+            return await self.forwarder.time_to_live(await self._leader_client_urls(), r)
         t = self.store.lessor.time_to_live(r.ID, time.monotonic(), r.keys)
         return pb.LeaseTimeToLiveResponse(
             header=self.header(), ID=t.id, TTL=t.ttl, grantedTTL=t.granted_ttl, keys=t.keys
         )
+
+    async def _leader_client_urls(self) -> tuple[str, ...]:
+        """The leader's advertised client URLs, waiting (up to the request timeout) for a leader."""
+        if not self.leader_id:
+            try:
+                await asyncio.wait_for(self._leader_known.wait(), self.settings.request_timeout)
+            except TimeoutError:
+                raise errors.TIMEOUT from None
+        leader = self.state.membership.members.get(self.leader_id)
+        if leader is None or not leader.client_urls:
+            raise errors.NO_LEADER
+        return leader.client_urls
 
     async def lease_leases(self) -> pb.LeaseLeasesResponse:
         await self.linearizable_read()

@@ -36,6 +36,7 @@ from petcd.raft.storage import MemoryStorage
 from petcd.raft.types import ConfState, Message, MessageType, Role, Snapshot
 from petcd.server import snapshot_data
 from petcd.server.apply import StateMachine
+from petcd.server.compactor import AutoCompactor
 from petcd.server.etcdserver import CLUSTER_VERSION, SERVER_VERSION, EtcdServer, ServerSettings
 from petcd.server.ids import member_id as compute_member_id
 from petcd.server.membership import Member as MemberRecord
@@ -233,7 +234,13 @@ class Member:
             node.campaign()  # a lone voter need not wait out an election timeout
             self.loop.poke()
         await self._start_client_listeners()
-        self._tasks.append(asyncio.get_running_loop().create_task(self._metrics_loop()))
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._metrics_loop()))
+        mode, retention = cfg.auto_compaction
+        if retention > 0:
+            compactor = AutoCompactor(mode, retention, lambda: self.store.current_revision,
+                                      lambda: self.server.role == Role.LEADER, self._compact)
+            self._tasks.append(loop.create_task(compactor.run()))
         with contextlib.suppress(OSError):
             notify.ready(dict(os.environ))
         log.info("ready to serve client requests", name=cfg.name)
@@ -364,6 +371,9 @@ class Member:
         if compact_to > self.loop.storage.first_index():
             self.loop.storage.compact(compact_to)
         log.info("saved snapshot", **{"snapshot-index": applied})
+
+    async def _compact(self, revision: int) -> None:
+        await self.server.compact(pb.CompactionRequest(revision=revision))
 
     async def _metrics_loop(self) -> None:
         m = self.metrics
