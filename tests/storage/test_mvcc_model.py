@@ -112,7 +112,8 @@ operations = st.lists(
         st.tuples(st.just("compact"), revisions),
         st.tuples(st.just("restart"), st.none()),
     ),
-    max_size=40,
+    min_size=20,
+    max_size=80,
 )
 
 
