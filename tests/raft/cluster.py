@@ -12,6 +12,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from petcd.raft import Config, MemoryStorage, RawNode
 from petcd.raft.raft import Raft
@@ -22,6 +23,7 @@ from petcd.raft.types import (
     EntryType,
     HardState,
     Message,
+    MessageType,
     ReadState,
     Ready,
     Role,
@@ -192,20 +194,24 @@ class Cluster:
     """A cluster for scenario tests: everything is delivered in order unless a test says otherwise."""
 
     def __init__(self, voters: tuple[int, ...], seed: int = 0, raft_class: type[Raft] = Raft,
-                 **member_options: int | None) -> None:
+                 **member_options: Any) -> None:
         rng = random.Random(seed)
+        self.member_options = member_options
+        self.raft_class = raft_class
         self.members: dict[int, Member] = {}
         for node in voters:
             self.members[node] = Member(node, Disk(), random.Random(rng.random()), raft_class,
-                                        founders=voters, **member_options)  # type: ignore[arg-type]
+                                        founders=voters, **member_options)
         self.network = Network()
+        # The network's behaviour in scenario tests: the message to deliver instead, or None if it is lost.
+        self.network_filter: Callable[[Message], Message | None] | None = None
         self.applied: list[Applied] = []
         self.down: set[int] = set()
         self.stabilize()  # persist and apply the bootstrap entries
 
     def add_member(self, node: int) -> Member:
         """A new, empty machine that will learn the configuration from the leader."""
-        member = Member(node, Disk(), random.Random(node))
+        member = Member(node, Disk(), random.Random(node), self.raft_class, **self.member_options)
         self.members[node] = member
         return member
 
@@ -228,7 +234,14 @@ class Cluster:
             return
         if (message.frm, message.to) in self.network.cut:
             return
+        if self.network_filter is not None:
+            filtered = self.network_filter(message)
+            if filtered is None:
+                return
+            message = filtered
         self.members[message.to].node.step(message)
+        if message.type == MessageType.MsgSnap and message.frm not in self.down:
+            self.members[message.frm].node.report_snapshot(message.to, True)  # the transport reports it
 
     def stabilize(self, limit: int = 10_000) -> None:
         """Process readies and deliver messages until nothing moves."""

@@ -212,7 +212,7 @@ class Raft:
             progress.state = ProgressState.PROBE
             progress.probe_sent = False
             progress.pending_snapshot = 0
-            progress.recent_active = True
+            progress.recent_active = False  # CheckQuorum counts only members heard from in this term
             progress.inflights.reset()
         self.pending_conf_index = 0
         self.read_only = ReadOnly()
