@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from harness import IMPLEMENTATIONS, Member, Sandbox
+from harness import IMPLEMENTATIONS, Member, Sandbox, etcdctl
 from harness.addresses import free_ports, loopback_hosts
 from petcd.discovery import v2url
 from petcd.discovery.errors import DiscoveryError
@@ -360,3 +360,63 @@ def test_etcd_members_bootstrap_through_our_discovery_service(
     extra = sandbox.member(ETCD34, late, [*flags, "--discovery-fallback=exit"])
     assert extra.wait_exit(30) is not None
     assert extra.logged("discovery: cluster is full")
+
+
+# ---- etcdctl v2, as the seed article uses it ------------------------------------------------------------
+
+ETCDCTL_V2_SESSION: list[list[str]] = [
+    ["set", "site", "example.com"],
+    ["get", "site"],
+    ["mk", "site", "again"],
+    ["mk", "fresh", "v"],
+    ["update", "site", "changed"],
+    ["update", "nokey", "v"],
+    ["mkdir", "d"],
+    ["mkdir", "d"],
+    ["set", "d/x", "1"],
+    ["set", "d/_hidden", "h"],
+    ["ls", "--sort", "--recursive", "/"],
+    ["ls", "--sort", "-p", "d"],
+    ["get", "d"],
+    ["rm", "d"],
+    ["rmdir", "d"],
+    ["-o", "extended", "get", "site"],
+    ["-o", "json", "get", "site"],
+    ["set", "--swap-with-value", "changed", "site", "swapped"],
+    ["set", "--swap-with-value", "wrong", "site", "nope"],
+    ["rm", "--with-value", "wrong", "site"],
+    ["set", "--ttl", "100", "ttlkey", "v"],
+    ["watch", "--after-index", "{i:1}", "site"],
+    ["rm", "--recursive", "d"],
+    ["rm", "site"],
+    ["get", "site"],
+    ["mkdir", "empty"],
+    ["rmdir", "empty"],
+    ["ls", "--sort", "/"],
+]
+
+
+def etcdctl_session(endpoint: str) -> list[tuple[int, str, str]]:
+    base = int(call(endpoint, "GET", "/v2/keys/").headers["X-Etcd-Index"])
+
+    def normalise_text(text: str) -> str:
+        text = text.replace(endpoint, "<endpoint>")
+        text = re.sub(r"\[(\d+)\]", lambda m: f"[{int(m.group(1)) - base}]", text)
+        text = re.sub(r"(Created-Index|Modified-Index|Index): (\d+)",
+                      lambda m: f"{m.group(1)}: {int(m.group(2)) - base}", text)
+        text = re.sub(r'"(modifiedIndex|createdIndex)":(\d+)',
+                      lambda m: f'"{m.group(1)}":{int(m.group(2)) - base}', text)
+        return text
+
+    out = []
+    for args in ETCDCTL_V2_SESSION:
+        result = etcdctl([_index_of(a, base) for a in args], [endpoint], api="2", timeout=20)
+        out.append((result.returncode, normalise_text(result.stdout), normalise_text(result.stderr)))
+    return out
+
+
+def test_etcdctl_v2_session_like_etcd(etcd_v2: Member, petcd_v2: InProcessV2Server) -> None:
+    expected = etcdctl_session(etcd_v2.client_url)
+    actual = etcdctl_session(petcd_v2.url)
+    for args, want, got in zip(ETCDCTL_V2_SESSION, expected, actual, strict=True):
+        assert got == want, " ".join(args)
