@@ -4,6 +4,8 @@
 has a WAL marker, then the hard state and the entries after it. The shell's Ready loop calls `save`
 (entries + hard state, fsync when must_sync) and `save_snapshot` (Ready.snapshot, or a snapshot the
 member took itself to compact its log). Snapshot data is opaque here: whatever the shell puts in it.
+A backend opened with sync=False must be synced (`Backend.sync`) before `save_snapshot`, because the
+WAL entries up to the snapshot are released then and can no longer be replayed into it.
 """
 
 from __future__ import annotations

@@ -160,15 +160,17 @@ class MVCCStore:
             self._term = b.get_meta_int(txn, TERM)
             self._current = b.get_meta_int(txn, CURRENT_REVISION, 1)
             self._compact = b.get_meta_int(txn, COMPACT_REVISION, -1)
+            head = _KV_HEAD.size
             for raw_rev, raw_kv in txn.cursor(db=b.key_db):
                 rev, tombstone = decode_revision(raw_rev)
-                kv = decode_kv(raw_kv)
+                create, _, version, lease, klen = _KV_HEAD.unpack_from(raw_kv)
+                key = raw_kv[head : head + klen]  # values are not needed to rebuild the index
                 if tombstone:
-                    self._index.restore_tombstone(kv.key, rev)
-                    latest_lease.pop(kv.key, None)
+                    self._index.restore_tombstone(key, rev)
+                    latest_lease.pop(key, None)
                 else:
-                    self._index.restore_put(kv.key, rev, kv.create_revision, kv.version)
-                    latest_lease[kv.key] = kv.lease
+                    self._index.restore_put(key, rev, create, version)
+                    latest_lease[key] = lease
             self._index.finish_restore()
             self.lessor.load(b, txn)
         for key, lease_id in latest_lease.items():
