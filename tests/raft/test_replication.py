@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from petcd.raft import ProposalDropped
-from petcd.raft.types import EntryType, Role
+from petcd.raft.types import EntryType, Message, MessageType, Role
 
 from tests.raft.cluster import Cluster
 
@@ -66,3 +66,67 @@ def test_ready_hands_out_entries_once_even_before_advance() -> None:
     second = node.ready()
     assert [e.data for e in second.entries] == [b"a=1"]
     assert first.committed_entries and second.committed_entries[0].index == 3
+
+
+def appends_to(cluster: Cluster, node: int) -> list[Message]:
+    return [m for m in cluster.network.queue if m.to == node and m.type == MessageType.MsgApp]
+
+
+def test_appends_are_split_by_max_message_size() -> None:
+    cluster = Cluster((1, 2, 3), max_size_per_msg=1)
+    elect(cluster, 1)
+    for i in range(3):
+        cluster.members[1].node.propose(f"k{i}=v".encode())
+    cluster.network.cut.update({(1, 3), (3, 1)})
+    cluster.stabilize()
+    cluster.network.heal()
+    cluster.members[1].node.tick()  # heartbeat: 3 answers, 1 sends what 3 lacks
+    cluster.process_ready()
+    while not appends_to(cluster, 3):
+        queue, cluster.network.queue = cluster.network.queue, []
+        for message in queue:
+            cluster.deliver(message)
+        cluster.process_ready()
+    assert all(len(m.entries) <= 1 for m in appends_to(cluster, 3))
+    cluster.stabilize()
+    assert cluster.members[3].kv == {"k0": "v", "k1": "v", "k2": "v"}
+
+
+def test_pipelining_stops_at_max_inflight_messages() -> None:
+    cluster = Cluster((1, 2), max_inflight=2, max_size_per_msg=1)
+    elect(cluster, 1)
+    for i in range(5):
+        cluster.members[1].node.propose(f"k{i}=v".encode())
+    cluster.process_ready()
+    # Follower 2 is in REPLICATE state: two appends are in flight, the rest wait for acknowledgements.
+    assert len(appends_to(cluster, 2)) == 2
+    cluster.stabilize()
+    assert cluster.members[2].kv == {f"k{i}": "v" for i in range(5)}
+
+
+def test_a_long_divergent_follower_log_is_repaired_in_few_round_trips() -> None:
+    cluster = Cluster((1, 2, 3), check_quorum=False)  # no leader lease: 2 may campaign right away
+    elect(cluster, 1)
+    cluster.network.cut.update({(1, 2), (2, 1), (1, 3), (3, 1)})
+    for i in range(50):  # entries of term 2 that only 1 holds, never committed
+        cluster.members[1].node.propose(f"stale{i}=x".encode())
+    cluster.stabilize()
+    cluster.crash(1)
+    cluster.network.heal()
+    cluster.members[2].node.campaign()
+    cluster.stabilize()
+    cluster.members[2].node.propose(b"fresh=y")
+    cluster.stabilize()
+    cluster.restart(1)
+    rejections = 0
+    cluster.members[2].node.tick()
+    for _ in range(100):
+        cluster.process_ready()
+        if not cluster.network.queue:
+            break
+        queue, cluster.network.queue = cluster.network.queue, []
+        rejections += sum(1 for m in queue if m.type == MessageType.MsgAppResp and m.reject and m.frm == 1)
+        for message in queue:
+            cluster.deliver(message)
+    assert cluster.members[1].kv == {"fresh": "y"}
+    assert 1 <= rejections <= 2  # the reject hint skips the whole stale term at once, not one entry per trip
