@@ -48,6 +48,8 @@ from petcd_operator.spec import (
 from petcd_operator.state import MembersObs, Observed, Recorded
 
 RECONCILE_INTERVAL_SECONDS = 5.0
+# e.g. "after:AddLearner": the end-to-end tests kill the operator between two steps with it.
+FAILPOINT = os.environ.get("PETCD_OPERATOR_FAILPOINT", "")
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
@@ -146,6 +148,10 @@ class KubeAccess:
         else:
             raise kopf.PermanentError(f"no way to perform {step}")
         metrics.record_performed(spec, step)
+        if FAILPOINT and f"after:{step.name}" == FAILPOINT:
+            # Test-only crash point (as etcd's gofail): die right after this step, before any other.
+            self.logger.warning("failpoint %s: exiting", FAILPOINT)
+            os._exit(17)
 
 
 def reconcile_cluster(namespace: str, name: str, logger: Logger) -> None:
@@ -176,7 +182,8 @@ def reconcile_cluster(namespace: str, name: str, logger: Logger) -> None:
             raise kopf.TemporaryError(str(error), delay=RECONCILE_INTERVAL_SECONDS) from error
         except ApiException as error:
             metrics.ERRORS.labels(namespace, name, f"api-{error.status}").inc()
-            raise kopf.TemporaryError(f"Kubernetes API: {error.status} {error.reason}", delay=2) from error
+            detail = f"{error.status} {error.reason}: {str(error.body)[:300]}"
+            raise kopf.TemporaryError(f"Kubernetes API: {detail}", delay=2) from error
 
 
 @kopf.on.startup()

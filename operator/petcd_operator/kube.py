@@ -17,6 +17,9 @@ from petcd_operator.spec import GROUP, PLURAL, VERSION, ClusterSpec
 from petcd_operator.state import PodObs, PvcObs, StatefulSetObs
 
 
+JSON_PATCH = "application/json-patch+json"
+
+
 def load_config() -> None:
     """In-cluster credentials when running as a Pod, else the kubeconfig (KUBECONFIG)."""
     try:
@@ -51,7 +54,7 @@ class Kube:
         # JSON patch "add /status" replaces the whole status, so removed keys really go away.
         patch = [{"op": "add", "path": "/status", "value": dict(status)}]
         self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, spec.namespace, PLURAL, spec.name, patch
+            GROUP, VERSION, spec.namespace, PLURAL, spec.name, patch, _content_type=JSON_PATCH
         )
 
     # --- reading the owned objects ---------------------------------------------------------------
@@ -144,7 +147,10 @@ class Kube:
             except ApiException as error:
                 if error.status != 409:
                     raise
-        patch(name, namespace, statefulset_update(obj) if kind == "StatefulSet" else obj)
+        if kind == "StatefulSet":
+            patch(name, namespace, statefulset_update(obj), _content_type=JSON_PATCH)
+        else:
+            patch(name, namespace, obj)
 
     def scale_statefulset(self, spec: ClusterSpec, replicas: int) -> None:
         self.apps.patch_namespaced_stateful_set(spec.name, spec.namespace, {"spec": {"replicas": replicas}})
