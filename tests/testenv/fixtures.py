@@ -3,6 +3,9 @@
 - `kube_cluster` (session): the local cluster started once per session, or the cluster KUBECONFIG
   names when that variable is set (tests then run unchanged against it).
 - `namespace`: a fresh namespace per test, deleted afterwards.
+
+PETCD_TESTENV_ETCD_SERVERS (comma-separated client URLs) makes the local cluster's API server use
+that store instead of starting Debian's etcd.
 """
 
 from __future__ import annotations
@@ -141,7 +144,8 @@ def kube_cluster() -> Iterator[KubeCluster]:
         pytest.skip("the local cluster needs root (network namespaces, bind mounts)")
     from testenv.cluster import LocalCluster
 
-    cluster = LocalCluster()
+    store = os.environ.get("PETCD_TESTENV_ETCD_SERVERS")  # e.g. a petcd cluster as the API server's store
+    cluster = LocalCluster(etcd_servers=store.split(",") if store else None)
     try:
         cluster.start(lambda line: print(f"[testenv] {line}", flush=True))
         yield KubeCluster(cluster.kubeconfig, cluster)
