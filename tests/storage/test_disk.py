@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 from petcd.raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
-from petcd.storage.disk import RaftDisk
+from petcd.storage.disk import RaftDisk, snapshot_of
 from petcd.storage.errors import WalCorrupted
+from petcd.storage.kv import PutRequest
+from petcd.storage.mvcc import MVCCStore
 from petcd.storage.wal import WalMetadata
 
 META = WalMetadata(node_id=7, cluster_id=9)
@@ -85,3 +87,28 @@ def test_fallback_without_the_entries_it_needs_is_an_error(dirs: tuple[Path, Pat
     newest.write_bytes(b"garbage")
     with pytest.raises(WalCorrupted):
         RaftDisk.open(wal_dir, snap_dir, segment_size=SMALL)
+
+
+def test_a_follower_installs_the_leaders_snapshot(tmp_path: Path, dirs: tuple[Path, Path]) -> None:
+    leader = MVCCStore.open(tmp_path / "leader" / "db", sync=False)
+    follower = MVCCStore.open(tmp_path / "follower" / "db", sync=False)
+    try:
+        with leader.batch() as b:
+            for index in range(1, 6):
+                b.put(PutRequest(b"k%d" % index, b"v"))
+                b.set_applied(index, 2)
+        snap = snapshot_of(leader, ConfState(voters=(1, 2, 3)))
+        assert (snap.metadata.index, snap.metadata.term) == (5, 2)
+        wal_dir, snap_dir = dirs
+        disk = RaftDisk.create(wal_dir, snap_dir, META)
+        disk.save_snapshot(snap)
+        disk.close()
+        follower.restore_snapshot(snap.data)
+        assert follower.consistent_index == 5
+        assert follower.hash_kv() == leader.hash_kv()
+        disk, rec = RaftDisk.open(wal_dir, snap_dir)
+        disk.close()
+        assert rec.snapshot == snap and rec.entries == []
+    finally:
+        leader.close()
+        follower.close()

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from petcd.raft.types import Entry, HardState, Snapshot, SnapshotMetadata
+from petcd.raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 from petcd.storage import wal as walfiles
 from petcd.storage.errors import WalCorrupted
+from petcd.storage.mvcc import MVCCStore
 from petcd.storage.snap import Snapshotter
 from petcd.storage.wal import WAL, WalMetadata
 
@@ -86,3 +87,10 @@ class RaftDisk:
 
     def close(self) -> None:
         self.wal.close()
+
+
+def snapshot_of(store: MVCCStore, conf_state: ConfState) -> Snapshot:
+    """A Raft snapshot of the state machine as applied so far: its metadata is the store's consistent
+    index and term, its data a consistent copy of the backend (call it with no write batch open)."""
+    md = SnapshotMetadata(index=store.consistent_index, term=store.term, conf_state=conf_state)
+    return Snapshot(metadata=md, data=store.backend.snapshot_bytes())
