@@ -189,6 +189,15 @@ SCRIPT: list[tuple[str, str, dict[str, str] | None]] = [
     ("PUT", "/v2/keys/esc", {"value": "<a href='x'>&</a> ü"}),
     ("GET", "/v2/keys/esc", None),
     ("PATCH", "/v2/keys/site", None),
+    ("PUT", "/v2/keys/sp%20ace/%C3%BC", {"value": "encoded"}),
+    ("GET", "/v2/keys/sp%20ace/", None),
+    ("GET", "/v2/keys/sp%20ace?recursive=true", None),
+    ("PUT", "/v2/keys/wd/k", {"value": "1"}),  # index 24
+    ("DELETE", "/v2/keys/wd?recursive=true", None),  # index 25
+    ("GET", "/v2/keys/wd/k?wait=true&waitIndex={i:24}", None),
+    ("GET", "/v2/keys/wd/k?wait=true&waitIndex={i:25}", None),
+    ("GET", "/v2/keys/wd?wait=true&waitIndex={i:24}", None),
+    ("GET", "/v2/keys/wd?wait=true&recursive=true&waitIndex={i:24}", None),
     ("GET", "/v2/keys/?recursive=true&sorted=true", None),
 ]
 
@@ -300,6 +309,31 @@ def test_ttl_expiry_like_etcd(etcd_v2: Member, petcd_v2: InProcessV2Server) -> N
         time.sleep(0.2)
     assert len(gone) == 2, "a TTL key did not expire"
     assert {json.loads(a.body)["errorCode"] for a in gone.values()} == {100}
+    # The expiry is an event in the history: a watch from before it sees `expire`.
+    expiries = []
+    for url in (etcd_v2.client_url, petcd_v2.url):
+        index = int(gone[url].headers["X-Etcd-Index"])
+        expiries.append(normalise(call(url, "GET", f"/v2/keys/short?wait=true&waitIndex={index}"),
+                                  index, keep_order=False))
+    assert expiries[0] == expiries[1]
+    assert expiries[0]["body"][0]["action"] == "expire"
+
+
+def test_stats_and_members_shapes_like_etcd(etcd_v2: Member, petcd_v2: InProcessV2Server) -> None:
+    def shapes(url: str) -> dict[str, Any]:
+        stats = json.loads(call(url, "GET", "/v2/stats/store").body)
+        members = json.loads(call(url, "GET", "/v2/members").body)
+        wrong_type = call(url, "POST", "/v2/members", {"peerURLs": "x"})
+        return {
+            "stats-keys": list(stats),
+            "member-keys": [list(m) for m in members["members"]],
+            "415": (wrong_type.status, wrong_type.body),
+            "404": call(url, "DELETE", "/v2/members/zz").body,
+            "leader": list(json.loads(call(url, "GET", "/v2/members/leader").body)),
+            "machines": call(url, "GET", "/v2/machines").headers.get("Content-Type"),
+        }
+
+    assert shapes(petcd_v2.url) == shapes(etcd_v2.client_url)
 
 
 # ---- discovery ----------------------------------------------------------------------------------------
