@@ -38,6 +38,7 @@ from petcd.storage.backend import (
     COMPACT_REVISION,
     CONSISTENT_INDEX,
     CURRENT_REVISION,
+    DEFAULT_MAP_SIZE,
     SCHEDULED_COMPACT_REVISION,
     TERM,
     Backend,
@@ -121,8 +122,16 @@ class MVCCStore:
         self._restore()
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, min_lease_ttl: int = 2, sync: bool = True) -> MVCCStore:
-        return cls(Backend(path, sync=sync), Lessor(min_lease_ttl))
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        min_lease_ttl: int = 2,
+        sync: bool = True,
+        map_size: int = DEFAULT_MAP_SIZE,
+    ) -> MVCCStore:
+        """`map_size` bounds the file (LMDB maps it whole): keep it well above the backend quota."""
+        return cls(Backend(path, sync=sync, map_size=map_size), Lessor(min_lease_ttl))
 
     def close(self) -> None:
         self.backend.close()
