@@ -16,7 +16,6 @@ from petcd_operator.manifests import HASH_ANNOTATION, Object, selector_string, s
 from petcd_operator.spec import GROUP, PLURAL, VERSION, ClusterSpec
 from petcd_operator.state import PodObs, PvcObs, StatefulSetObs
 
-
 JSON_PATCH = "application/json-patch+json"
 
 
