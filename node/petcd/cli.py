@@ -17,6 +17,7 @@ import importlib
 import inspect
 import os
 import platform
+import socket
 import sys
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +59,48 @@ def unserved_settings(cfg: config.Config) -> list[str]:
         if tls.auto_tls:
             found.append(f"--{flag}auto-tls")
     return found
+
+
+class ListenError(Exception):
+    """A listen URL that cannot be bound; the text is Go's (`listen tcp <addr>: bind: <reason>`)."""
+
+
+def _bind_all(url: str, held: list[socket.socket]) -> None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return
+    host, port = parts.hostname or "", parts.port or 0
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ListenError(f"listen tcp {host}:{port}: {exc.strerror or exc}") from None
+    for family, kind, proto, _, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        held.append(sock)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the real listeners do
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            sock.bind(address)
+            sock.listen()
+        except OSError as exc:
+            ip, bound_port = str(address[0]), int(address[1])
+            shown = f"[{ip}]" if family == socket.AF_INET6 else ip
+            reason = (exc.strerror or str(exc)).lower()
+            raise ListenError(f"listen tcp {shown}:{bound_port}: bind: {reason}") from None
+
+
+def check_listen_urls(cfg: config.Config) -> None:
+    """Bind every --listen-*-urls address once, all at the same time, then release them: a port in use
+    (or listed twice) is refused here, before the data directory exists, as etcd binds its listeners
+    before creating it."""
+    held: list[socket.socket] = []
+    try:
+        for url in (*cfg.listen_peer_urls, *cfg.listen_client_urls, *cfg.listen_metrics_urls):
+            _bind_all(url, held)
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def has_data(cfg: config.Config) -> bool:
@@ -126,6 +169,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         check_startable(cfg)
     except config.ConfigError as exc:
         return _refuse(f"error verifying flags, {exc}. See 'petcd --help'.", EXIT_REFUSED)
+    try:
+        check_listen_urls(cfg)
+    except ListenError as exc:
+        return _refuse(str(exc), EXIT_REFUSED)
     log.info("starting petcd", **{"petcd-version": __version__, **config.as_log_fields(cfg)})
     try:
         return run_server(cfg)

@@ -160,3 +160,23 @@ def test_version_layout_matches_etcd(tmp_path: Path) -> None:
     assert etcd_keys == ["etcd Version", "Git SHA", "Go Version", "Go OS/Arch"]
     assert petcd_keys == ["petcd Version", "etcd API Version", "Git SHA", "Python Version", "Python OS/Arch"]
     assert etcd.stdout.splitlines()[-1].split(": ")[1] == petcd.stdout.splitlines()[-1].split(": ")[1]
+
+
+def test_a_port_in_use_is_refused_like_etcd(tmp_path: Path) -> None:
+    host = "127.0.0.66"
+    with socket.socket() as busy:
+        busy.bind((host, 0))
+        busy.listen()
+        client = f"http://{host}:{busy.getsockname()[1]}"
+        peer = f"http://{host}:{free_port(host)}"
+        flags = ["--listen-client-urls", client, "--advertise-client-urls", client,
+                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                 "--initial-cluster", f"default={peer}"]
+        (tmp_path / "etcd").mkdir()
+        (tmp_path / "petcd").mkdir()
+        etcd = run([str(ETCD), *flags, "--logger", "zap"], tmp_path / "etcd", {})
+        petcd = run([sys.executable, "-m", "petcd.cli", *flags], tmp_path / "petcd", {})
+    assert (etcd.returncode, petcd.returncode) == (1, 1)
+    expected = f"listen tcp {client.removeprefix('http://')}: bind: address already in use"
+    assert petcd_error(petcd) == etcd_error(etcd) == expected
+    assert os.listdir(tmp_path / "etcd") == os.listdir(tmp_path / "petcd") == []

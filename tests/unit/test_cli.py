@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -110,3 +111,31 @@ def test_unwritable_log_output_is_refused(tmp_path: Path, capsys: pytest.Capture
     assert status == 1
     assert err.startswith("petcd: error verifying flags, cannot open --log-outputs: ")
     assert not (tmp_path / "d").exists()
+
+
+def test_a_port_in_use_is_refused_before_the_data_dir_exists(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        status, _, err = run(["--data-dir", str(tmp_path / "d"), "--listen-client-urls", url,
+                              "--advertise-client-urls", url], capsys)
+    assert status == 1
+    assert err.splitlines()[-1] == f"petcd: listen tcp 127.0.0.1:{port}: bind: address already in use"
+    assert not (tmp_path / "d").exists()
+
+
+def test_the_same_port_for_clients_and_peers_is_refused(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    flags = ["--data-dir", str(tmp_path / "d"), "--listen-client-urls", url, "--advertise-client-urls", url,
+             "--listen-peer-urls", url, "--initial-advertise-peer-urls", url,
+             "--initial-cluster", f"default={url}"]
+    status, _, err = run(flags, capsys)
+    assert status == 1
+    assert err.splitlines()[-1] == f"petcd: listen tcp 127.0.0.1:{port}: bind: address already in use"
