@@ -393,3 +393,13 @@ def test_restart_after_compaction_keeps_create_revision_and_version(db_path: Pat
         assert s.get(b"a") == KeyValue(b"a", 2, 7, 5, b"v", 0)
     finally:
         s.close()
+
+
+def test_hash_kv_of_a_fresh_store_reports_no_compaction(store: MVCCStore) -> None:
+    fresh = store.hash_kv()
+    assert (fresh.compact_revision, fresh.hash_revision) == (-1, 1)  # etcd answers -1 too
+    put(store, b"a")
+    assert store.hash_kv(1) == fresh
+    whole_db = store.backend.hash()
+    put(store, b"b")
+    assert store.backend.hash() != whole_db
