@@ -104,8 +104,11 @@ def check_listen_urls(cfg: config.Config) -> None:
 
 
 def has_data(cfg: config.Config) -> bool:
-    """Whether this member was started before: then etcd ignores the bootstrap settings."""
-    return cfg.wal_path.is_dir() and any(cfg.wal_path.iterdir())
+    """Whether this member was started before (its WAL has segments, the server's own test): then etcd
+    ignores the bootstrap settings."""
+    from petcd.storage import wal  # the WAL's file naming is the storage's to define
+
+    return wal.exists(cfg.wal_path)
 
 
 def check_startable(cfg: config.Config) -> None:
