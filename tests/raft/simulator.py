@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from petcd.raft.raft import ProposalDropped, Raft
@@ -154,6 +155,7 @@ class Simulation:
         # One seed, one etcd configuration: PreVote and CheckQuorum on (etcd's server default) or off.
         self.pre_vote = self.rng.random() < 0.75
         self.check_quorum = self.rng.random() < 0.75
+        self.actions = self._action_table()
         config = self.config
         voters = tuple(range(1, config.nodes + 1))
         self.members: dict[int, Member] = {}
@@ -370,98 +372,114 @@ class Simulation:
         self.step_number += 1
         if self.step_number in self.skip:
             return
-        config = self.config
-        self.flush_now = d < config.flush_at_once
+        self.flush_now = d < self.config.flush_at_once
         if self.dirty and d > 0.9:
             for dirty in sorted(self.dirty):
                 if dirty not in self.down:
                     self.flush(dirty)
         alive = self.alive()
         node = alive[int(a * len(alive))] if alive else NONE
-        threshold = config.propose
-        if kind < threshold:
-            if node:
-                self.trace.append(f"propose on {node}")
-                self.propose(node, b)
-            return
-        threshold += config.read
-        if kind < threshold:
-            if node:
-                self.trace.append(f"read on {node}")
-                self.read(node)
-            return
-        threshold += config.crash
-        if kind < threshold:
-            if node and len(alive) > 1:
-                self.trace.append(f"crash {node}")
-                self.crash(node)
-            return
-        threshold += config.crash * 3
-        if kind < threshold:
-            down = sorted(self.down - self.retired)
-            if down:
-                restarted = down[int(b * len(down))]
-                self.trace.append(f"restart {restarted}")
-                self.restart(restarted)
-            return
-        threshold += config.partition
-        if kind < threshold:
-            self.trace.append("partition")
-            self.partition(b)
-            return
-        threshold += config.partition * 2
-        if kind < threshold:
-            if self.cut:
-                self.trace.append("heal")
-                self.cut.clear()
-            return
-        threshold += config.membership
-        if kind < threshold:
-            self.trace.append("membership change")
-            self.change_membership(b, c)
-            return
-        threshold += config.transfer
-        if kind < threshold:
-            self.trace.append("transfer leadership")
-            self.transfer(b)
-            return
-        threshold += config.reboot
-        if kind < threshold:
-            if node:
-                self.trace.append(f"reboot {node}")
-                self.crash(node)
-                self.restart(node)
-            return
-        threshold += config.isolate_leader
-        if kind < threshold:
-            leader = self.leader()
-            if leader is not None:
-                self.trace.append(f"isolate leader {leader.id}")
-                self.cut.update(pair for other in self.members if other != leader.id
-                                for pair in ((leader.id, other), (other, leader.id)))
-            return
-        threshold += config.snapshot
-        if kind < threshold:
-            if node and self.members[node].take_snapshot():
-                self.trace.append(f"snapshot on {node}")
-            return
-        if kind < threshold + self.config.tick:
-            for ticked in alive:
-                self.members[ticked].node.tick()
-            for ticked in alive:
-                self.flush(ticked)
-            return
+        for weight, action in self.actions:
+            if kind < weight:
+                action(node, b, c)
+                break
+            kind -= weight
+        else:
+            self._act_deliver(node, b, c)
+        if len(self.in_flight) > self.config.max_in_flight:
+            overflow = self.in_flight[: len(self.in_flight) - self.config.max_in_flight]
+            del self.in_flight[: len(overflow)]
+            for message in overflow:  # the oldest are lost
+                self._transmit(message, lost=True)
+
+    def _action_table(self) -> list[tuple[float, Callable[[int, float, float], None]]]:
+        """(probability, action) for each kind of step; what is left over delivers a message."""
+        config = self.config
+        return [
+            (config.propose, self._act_propose),
+            (config.read, self._act_read),
+            (config.crash, self._act_crash),
+            (config.crash * 3, self._act_restart),
+            (config.partition, self._act_partition),
+            (config.partition * 2, self._act_heal),
+            (config.membership, self._act_membership),
+            (config.transfer, self._act_transfer),
+            (config.reboot, self._act_reboot),
+            (config.isolate_leader, self._act_isolate_leader),
+            (config.snapshot, self._act_snapshot),
+            (config.tick, self._act_tick_all),
+        ]
+
+    def _act_propose(self, node: int, b: float, c: float) -> None:
+        if node:
+            self.trace.append(f"propose on {node}")
+            self.propose(node, b)
+
+    def _act_read(self, node: int, b: float, c: float) -> None:
+        if node:
+            self.trace.append(f"read on {node}")
+            self.read(node)
+
+    def _act_crash(self, node: int, b: float, c: float) -> None:
+        if node and len(self.alive()) > 1:
+            self.trace.append(f"crash {node}")
+            self.crash(node)
+
+    def _act_restart(self, node: int, b: float, c: float) -> None:
+        down = sorted(self.down - self.retired)
+        if down:
+            restarted = down[int(b * len(down))]
+            self.trace.append(f"restart {restarted}")
+            self.restart(restarted)
+
+    def _act_partition(self, node: int, b: float, c: float) -> None:
+        self.trace.append("partition")
+        self.partition(b)
+
+    def _act_heal(self, node: int, b: float, c: float) -> None:
+        if self.cut:
+            self.trace.append("heal")
+            self.cut.clear()
+
+    def _act_membership(self, node: int, b: float, c: float) -> None:
+        self.trace.append("membership change")
+        self.change_membership(b, c)
+
+    def _act_transfer(self, node: int, b: float, c: float) -> None:
+        self.trace.append("transfer leadership")
+        self.transfer(b)
+
+    def _act_reboot(self, node: int, b: float, c: float) -> None:
+        if node:
+            self.trace.append(f"reboot {node}")
+            self.crash(node)
+            self.restart(node)
+
+    def _act_isolate_leader(self, node: int, b: float, c: float) -> None:
+        leader = self.leader()
+        if leader is not None:
+            self.trace.append(f"isolate leader {leader.id}")
+            self.cut.update(pair for other in self.members if other != leader.id
+                            for pair in ((leader.id, other), (other, leader.id)))
+
+    def _act_snapshot(self, node: int, b: float, c: float) -> None:
+        if node and self.members[node].take_snapshot():
+            self.trace.append(f"snapshot on {node}")
+
+    def _act_tick_all(self, node: int, b: float, c: float) -> None:
+        alive = self.alive()
+        for ticked in alive:
+            self.members[ticked].node.tick()
+        for ticked in alive:
+            self.flush(ticked)
+
+    def _act_deliver(self, node: int, b: float, c: float) -> None:
         if self.in_flight:
             message = self.in_flight[int(b * len(self.in_flight))]
             self.trace.append(f"deliver {message.type.name} {message.frm}->{message.to} t{message.term}")
             self.deliver(b, c)
         elif node:
             self.tick(node)
-        if len(self.in_flight) > config.max_in_flight:
-            overflow = self.in_flight[: len(self.in_flight) - config.max_in_flight]
-            del self.in_flight[: len(overflow)]
-            for message in overflow:  # the oldest are lost
-                self._transmit(message, lost=True)
 
     # --- liveness
 
