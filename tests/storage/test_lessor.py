@@ -103,3 +103,13 @@ def test_leases_survive_a_restart(db_path: Path) -> None:
         assert s.lessor.time_to_live(2, 0.0, with_keys=True) == LeaseTimeToLive(2, 40, 40, [b"k"])
     finally:
         s.close()
+
+
+def test_a_reload_on_the_leader_keeps_expiries(store: MVCCStore) -> None:
+    store.lessor.promote(now=0.0, extend=0.0)
+    grant(store, 1, 10, now=0.0)
+    with pytest.raises(RuntimeError), store.batch() as b:
+        b.lease_grant(2, 10, now=0.0)
+        raise RuntimeError("apply failed: the batch is rolled back and the state reloaded")
+    assert store.lessor.leases() == [1]
+    assert store.lessor.expired(now=11.0) == [1]

@@ -50,13 +50,16 @@ class Lessor:
     # ---- state -------------------------------------------------------------------------------------
 
     def load(self, backend: Backend, txn: Any) -> None:
-        """Rebuild the table from the backend (keys are attached afterwards by the MVCC store)."""
+        """Rebuild the table from the backend (keys are attached afterwards by the MVCC store). Leases
+        known before keep their expiry, so a reload on the leader does not make them immortal."""
+        before = self._leases
         self._leases = {}
         self._key_lease = {}
         for k, v in txn.cursor(db=backend.lease_db):
             lease_id = _ID.unpack(k)[0]
             ttl, remaining = _RECORD.unpack(v)
-            self._leases[lease_id] = Lease(lease_id, ttl, remaining)
+            old = before.get(lease_id)
+            self._leases[lease_id] = Lease(lease_id, ttl, remaining, old.expiry if old else math.inf)
 
     def lookup(self, lease_id: int) -> Lease | None:
         return self._leases.get(lease_id)
