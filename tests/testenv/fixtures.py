@@ -10,6 +10,7 @@ that store instead of starting Debian's etcd.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -20,9 +21,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from testenv import toolchain
 from testenv.kubeapi import KubeApi, Obj
 from testenv.network import NETNS_DIR
 from testenv.processes import wait_for
+from testenv.toolchain import Toolchain
 
 if TYPE_CHECKING:
     from testenv.cluster import LocalCluster
@@ -32,12 +35,14 @@ class KubeCluster:
     """What a test needs of a cluster, whichever started it."""
 
     def __init__(self, kubeconfig: Path, local: LocalCluster | None = None) -> None:
-        from testenv import toolchain
-
         self.kubeconfig = kubeconfig
         self.local = local  # a testenv.cluster.LocalCluster when this session started it
         self.api = KubeApi(kubeconfig)
-        self.tools = toolchain.ensure()
+
+    @functools.cached_property
+    def tools(self) -> Toolchain:
+        """kubectl and helm (built on first use when missing, as for a cluster given by KUBECONFIG)."""
+        return toolchain.ensure()
 
     @property
     def server_address(self) -> str:

@@ -292,6 +292,7 @@ class PodWorker:
     def _kill_for_probe(self, spec: Obj, container_run: ContainerRun, kind: str, state: ProbeState) -> None:
         if container_run.kill_deadline is None:
             self.message = f"{kind} probe failed: {state.message}"
+            log.info("pod %s container %s: %s, killing it", self.name, spec["name"], self.message)
             grace = float(state.spec.get("terminationGracePeriodSeconds", self.grace()))
             container_run.stop(grace, "Error")
 
