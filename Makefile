@@ -3,7 +3,7 @@ PYTHON ?= python3
 PYTEST ?= $(PYTHON) -m pytest
 TIERS ?= unit or node or e2e
 
-.PHONY: help install test test-unit test-node test-e2e lint proto tools tools-etcd dev cluster bench soak
+.PHONY: help install test test-unit test-node test-e2e lint proto tools tools-etcd tools-porcupine dev cluster bench soak
 
 help:
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -36,6 +36,9 @@ proto: ## regenerate node/petcd/proto/*_pb2*.py(i) from the .proto files (needs 
 
 tools-etcd: ## build etcd 3.5, its etcdctl and benchmark tool once per version (tools/etcd/go.mod)
 	tools/etcd/build.sh
+
+tools-porcupine: ## build the porcupine linearizability checker (tools/porcupine) once per version
+	tools/porcupine/build.sh
 
 tools: ## build kube-apiserver, controller-manager, scheduler, CoreDNS, helm once per version (tools/k8s/go.mod)
 	$(PYTHON) tests/testenv/toolchain.py
