@@ -229,6 +229,8 @@ class WAL:
         segments = _segments(d)
         if not segments:
             raise FileNotFoundError(f"wal: no WAL segments in {d}")
+        for leftover in d.glob("*.tmp"):  # a segment whose creation a crash interrupted
+            leftover.unlink()
         records: list[_Record] = []
         crc: int | None = None
         end = 0
