@@ -172,3 +172,40 @@ async def _wait_for_status(url: str, status: int, timeout: float = 30.0) -> bool
                 pass
             await asyncio.sleep(0.1)
     return False
+
+
+def _metric_types(text: str) -> dict[str, str]:
+    types = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            types[name] = kind
+    return types
+
+
+def _buckets(text: str, name: str) -> list[str]:
+    return [line.split('le="')[1].split('"')[0] for line in text.splitlines()
+            if line.startswith(f"{name}_bucket{{") and "le=" in line]
+
+
+def test_metric_names_types_and_buckets_match_etcd35(sandbox: Sandbox) -> None:
+    etcd = IMPLEMENTATIONS["etcd35"]
+    etcd.require()
+    cluster = sandbox.static_cluster(etcd, size=1)
+    theirs_text = etcd_answer(cluster.members[0].client_url + "/metrics").body.decode()
+    ours = Metrics(etcd.etcd_version or "")
+    ours.wal_fsync_duration.observe(0.001)
+    ours.backend_commit_duration.observe(0.001)
+    ours_text = ours.render().decode()
+    theirs, mine = _metric_types(theirs_text), _metric_types(ours_text)
+    shared = set(theirs) & set(mine)
+    assert {name: mine[name] for name in shared} == {name: theirs[name] for name in shared}
+    must_share = {"etcd_server_has_leader", "etcd_server_leader_changes_seen_total",
+                  "etcd_server_proposals_committed_total", "etcd_mvcc_db_total_size_in_bytes",
+                  "etcd_disk_wal_fsync_duration_seconds", "etcd_server_health_success", "etcd_server_id",
+                  "grpc_server_handled_total", "os_fd_used", "process_resident_memory_bytes"}
+    assert must_share <= shared
+    for histogram in ("etcd_disk_wal_fsync_duration_seconds", "etcd_disk_backend_commit_duration_seconds"):
+        mine_buckets = [float(b) for b in _buckets(ours_text, histogram)]
+        assert len(mine_buckets) == 15  # 14 bounds and +Inf
+        assert mine_buckets == [float(b) for b in _buckets(theirs_text, histogram)]
