@@ -178,6 +178,9 @@ class Simulation:
         self.dirty: set[int] = set()  # members with a Ready not yet handled
         self.flush_now = True
 
+    def note(self, text: str) -> None:
+        self.trace.append(f"{self.step_number:>5} {text}")
+
     def _new_member(self, node: int, disk: Disk, founders: tuple[int, ...] = ()) -> Member:
         config = self.config
         member = Member(node, disk, random.Random(self.seed * 1000 + node), config.raft_class,
@@ -339,7 +342,7 @@ class Simulation:
             change = ConfChange(ConfChangeType.ADD_LEARNER_NODE, node)
         else:
             return
-        self.trace.append(f"  -> {change.type.name} {change.node_id} via leader {leader.id}")
+        self.note(f"  -> {change.type.name} {change.node_id} via leader {leader.id}")
         with contextlib.suppress(ProposalDropped):
             leader.propose_conf_change(change)
         self.touch(leader.id)
@@ -412,59 +415,59 @@ class Simulation:
 
     def _act_propose(self, node: int, b: float, c: float) -> None:
         if node:
-            self.trace.append(f"propose on {node}")
+            self.note(f"propose on {node}")
             self.propose(node, b)
 
     def _act_read(self, node: int, b: float, c: float) -> None:
         if node:
-            self.trace.append(f"read on {node}")
+            self.note(f"read on {node}")
             self.read(node)
 
     def _act_crash(self, node: int, b: float, c: float) -> None:
         if node and len(self.alive()) > 1:
-            self.trace.append(f"crash {node}")
+            self.note(f"crash {node}")
             self.crash(node)
 
     def _act_restart(self, node: int, b: float, c: float) -> None:
         down = sorted(self.down - self.retired)
         if down:
             restarted = down[int(b * len(down))]
-            self.trace.append(f"restart {restarted}")
+            self.note(f"restart {restarted}")
             self.restart(restarted)
 
     def _act_partition(self, node: int, b: float, c: float) -> None:
-        self.trace.append("partition")
+        self.note("partition")
         self.partition(b)
 
     def _act_heal(self, node: int, b: float, c: float) -> None:
         if self.cut:
-            self.trace.append("heal")
+            self.note("heal")
             self.cut.clear()
 
     def _act_membership(self, node: int, b: float, c: float) -> None:
-        self.trace.append("membership change")
+        self.note("membership change")
         self.change_membership(b, c)
 
     def _act_transfer(self, node: int, b: float, c: float) -> None:
-        self.trace.append("transfer leadership")
+        self.note("transfer leadership")
         self.transfer(b)
 
     def _act_reboot(self, node: int, b: float, c: float) -> None:
         if node:
-            self.trace.append(f"reboot {node}")
+            self.note(f"reboot {node}")
             self.crash(node)
             self.restart(node)
 
     def _act_isolate_leader(self, node: int, b: float, c: float) -> None:
         leader = self.leader()
         if leader is not None:
-            self.trace.append(f"isolate leader {leader.id}")
+            self.note(f"isolate leader {leader.id}")
             self.cut.update(pair for other in self.members if other != leader.id
                             for pair in ((leader.id, other), (other, leader.id)))
 
     def _act_snapshot(self, node: int, b: float, c: float) -> None:
         if node and self.members[node].take_snapshot():
-            self.trace.append(f"snapshot on {node}")
+            self.note(f"snapshot on {node}")
 
     def _act_tick_all(self, node: int, b: float, c: float) -> None:
         alive = self.alive()
@@ -476,7 +479,7 @@ class Simulation:
     def _act_deliver(self, node: int, b: float, c: float) -> None:
         if self.in_flight:
             message = self.in_flight[int(b * len(self.in_flight))]
-            self.trace.append(f"deliver {message.type.name} {message.frm}->{message.to} t{message.term}")
+            self.note(f"deliver {message.type.name} {message.frm}->{message.to} t{message.term}")
             self.deliver(b, c)
         elif node:
             self.tick(node)
@@ -546,8 +549,24 @@ class Failure:
         shown = self.trace[-60:]
         return (f"raft simulator: {self.violation} (seed={self.seed}, nodes={self.config.nodes}, "
                 f"failing step {self.steps}, {len(self.skip)} steps skipped by shrinking)\n"
-                f"replay: Simulation({self.seed}, SimConfig(nodes={self.config.nodes}, steps={self.steps}), "
-                f"skip=...)\nlast {len(shown)} actions:\n  " + "\n  ".join(shown))
+                f"replay: run_schedule({self.seed}, SimConfig(nodes={self.config.nodes}, "
+                f"steps={self.steps}, raft_class={self.config.raft_class.__name__}), "
+                f"skip=frozenset({_ranges(self.skip)}))\n"
+                f"last {len(shown)} actions (step number, action):\n  " + "\n  ".join(shown))
+
+
+def _ranges(steps: frozenset[int]) -> str:
+    """`steps` as an expression of ranges, short enough to paste."""
+    parts: list[str] = []
+    ordered = sorted(steps)
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(f"range({ordered[i]}, {ordered[j] + 1})")
+        i = j + 1
+    return "itertools.chain(" + ", ".join(parts) + ")" if parts else ""
 
 
 def run_schedule(seed: int, config: SimConfig, skip: frozenset[int] = frozenset()) -> Failure | None:
@@ -559,7 +578,7 @@ def run_schedule(seed: int, config: SimConfig, skip: frozenset[int] = frozenset(
     return None
 
 
-def shrink(failure: Failure, budget: int = 150) -> Failure:
+def shrink(failure: Failure, budget: int = 300) -> Failure:
     """Cut the schedule at the failing step, then skip chunks of steps while the same invariant still
     fails (a bounded delta-debugging pass)."""
     from dataclasses import replace
