@@ -263,3 +263,16 @@ def test_a_restarted_kubelet_adopts_running_pods(kube_cluster: KubeCluster, name
     kube_cluster.api.delete(f"/api/v1/namespaces/{namespace}/pods/steady")
     wait_for(lambda: kube_cluster.pod(namespace, "steady") is None, WAIT, "the adopted pod to be deleted")
     assert process_start_ticks(pid) is None, "the adopted pod's process is gone (at most a zombie)"
+
+
+def test_init_containers_run_first_and_share_volumes(kube_cluster: KubeCluster, namespace: str) -> None:
+    mounts = {"volumeMounts": [{"name": "work", "mountPath": "/work"}]}
+    first = shell("first", "echo one > /work/steps", **mounts)
+    second = shell("second", "test -f /work/steps && echo two >> /work/steps", **mounts)
+    main = shell("main", "exec sleep 3600", **mounts)
+    body = pod("init", [main], initContainers=[first, second], volumes=[{"name": "work", "emptyDir": {}}])
+    create(kube_cluster, namespace, "pods", body)
+    ready = kube_cluster.wait_pod(namespace, "init", timeout=WAIT)
+    init_states = [s["state"]["terminated"]["exitCode"] for s in ready["status"]["initContainerStatuses"]]
+    assert init_states == [0, 0]
+    assert kube_cluster.exec_in_container(namespace, "init", ["cat", "/work/steps"]).stdout == "one\ntwo\n"

@@ -140,7 +140,7 @@ class PodWorker:
             if not self.init_done:
                 return True
         for spec in pod["spec"]["containers"]:
-            self._sync_container(spec, self.runs[spec["name"]], restartable=True)
+            self._sync_container(spec, self.runs[spec["name"]], self.restart_policy)
         return True
 
     def grace(self) -> float:
@@ -185,22 +185,28 @@ class PodWorker:
             container_run = self.init_runs[spec["name"]]
             if container_run.succeeded_once:
                 continue
-            restartable = self.pod["spec"].get("restartPolicy", "Always") != "Never"
-            self._sync_container(spec, container_run, restartable=restartable)
+            # An init container is retried until it succeeds, unless the Pod never restarts.
+            policy = "Never" if self.restart_policy == "Never" else "OnFailure"
+            self._sync_container(spec, container_run, policy)
             if container_run.termination is not None and container_run.waiting is None:
                 self.init_failed = container_run.termination.exit_code != 0
             if not container_run.succeeded_once:
                 return
         self.init_done = True
 
-    def _sync_container(self, spec: Obj, container_run: ContainerRun, restartable: bool) -> None:
+    @property
+    def restart_policy(self) -> str:
+        policy: str = self.pod["spec"].get("restartPolicy", "Always")
+        return policy
+
+    def _sync_container(self, spec: Obj, container_run: ContainerRun, policy: str) -> None:
         directory = self.dir / "containers" / spec["name"]
         ended = container_run.poll(directory)
         if ended is not None:
             log.info(
                 "pod %s container %s exited: %s (%s)", self.name, spec["name"], ended.exit_code, ended.reason
             )
-            self._after_exit(spec, container_run, restartable)
+            self._after_exit(spec, container_run, policy)
         if container_run.running:
             container_run.enforce_deadline()
             self._probe(spec, container_run)
@@ -209,11 +215,10 @@ class PodWorker:
         if pending and time.monotonic() >= container_run.next_start:
             self._start(spec, container_run)
 
-    def _after_exit(self, spec: Obj, container_run: ContainerRun, restartable: bool) -> None:
+    def _after_exit(self, spec: Obj, container_run: ContainerRun, policy: str) -> None:
         ended = container_run.termination
         assert ended is not None
-        policy = self.pod["spec"].get("restartPolicy", "Always")
-        if not restartable or policy == "Never" or (policy == "OnFailure" and ended.exit_code == 0):
+        if policy == "Never" or (policy == "OnFailure" and ended.exit_code == 0):
             return
         ran = time.monotonic() - container_run.started_monotonic
         delay = BACKOFF_START if ran >= STABLE_RUN_SECONDS else backoff(container_run.restart_count + 1)
