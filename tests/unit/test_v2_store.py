@@ -173,6 +173,16 @@ def test_snapshot_round_trip() -> None:
         V2Store.restore(b'{"version":99}')
 
 
+def test_recovery_in_place_keeps_watchers() -> None:
+    leader, follower = V2Store(), V2Store()
+    watcher = follower.watch("/k")
+    leader.set("/a", value="1", now_ns=NOW)
+    follower.recover(leader.save())
+    assert follower.get("/a", now_ns=NOW).node.value == "1" and follower.index == 1
+    follower.set("/k", value="after", now_ns=NOW)
+    assert watcher.events[0].node.value == "after"
+
+
 def test_rfc3339nano_and_ttl_rounding() -> None:
     assert rfc3339nano(1_764_019_213_822_501_609) == "2025-11-24T21:20:13.822501609Z"
     assert rfc3339nano(1_764_019_213_000_000_000) == "2025-11-24T21:20:13Z"

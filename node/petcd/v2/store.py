@@ -284,16 +284,22 @@ class V2Store:
 
     @classmethod
     def restore(cls, data: bytes) -> V2Store:
+        store = cls()
+        store.recover(data)
+        return store
+
+    def recover(self, data: bytes) -> None:
+        """Replace the tree, index and history with a snapshot's, in place (etcd's Recovery):
+        watchers stay registered and see the events applied after the snapshot."""
         state = json.loads(data)
         if state.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported v2 store snapshot version {state.get('version')!r}")
-        store = cls()
-        store.index = int(state["index"])
-        store.root = _load_node(state["root"], None)
-        store._ttl_nodes = {n for n in store.root.walk() if n.expire_ns}
+        self.index = int(state["index"])
+        self.root = _load_node(state["root"], None)
+        self._ttl_nodes = {n for n in self.root.walk() if n.expire_ns}
+        self.hub.history.events.clear()
         for raw in state["history"]:
-            store.hub.history.add(_load_event(raw))
-        return store
+            self.hub.history.add(_load_event(raw))
 
     # ---- internals ---------------------------------------------------------------------------
 
