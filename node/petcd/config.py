@@ -29,6 +29,7 @@ MAX_ELECTION_MS = 50000
 DEFAULT_QUOTA_BACKEND_BYTES = 2 * 1024**3
 RECOMMENDED_MAX_REQUEST_BYTES = 10 * 1024 * 1024
 LOG_LEVELS = ("debug", "info", "warn", "error", "dpanic", "panic", "fatal")
+DEFAULT_LOG_ROTATION = '{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}'
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
@@ -194,7 +195,7 @@ class Option:
         return tuple(item for item in text.split(",") if item) if text else ()
 
 
-_M, _C, _S, _A, _P, _L, _X, _U = (
+_M, _C, _S, _A, _P, _L, _X, _U, _P2 = (
     "Member",
     "Clustering",
     "Security",
@@ -203,6 +204,7 @@ _M, _C, _S, _A, _P, _L, _X, _U = (
     "Logging",
     "Experimental feature",
     "Unsafe feature",
+    "v2 Proxy (to be deprecated in v4)",
 )
 
 OPTIONS: tuple[Option, ...] = (
@@ -336,6 +338,115 @@ OPTIONS: tuple[Option, ...] = (
            "Duration of periodic watch progress notifications.", section=_X),
     Option("experimental-warning-apply-duration", Kind.DURATION, "100ms",
            "Time duration after which a warning is generated if request takes more time.", section=_X),
+    Option("listen-client-http-urls", Kind.URLS, "",
+           "List of URLs to listen on for http only client traffic.", section=_M),
+    Option("backend-bbolt-freelist-type", Kind.STRING, "map",
+           "BackendFreelistType specifies the type of freelist that boltdb backend uses (array and "
+           "map are supported types).", section=_M),
+    Option("backend-batch-interval", Kind.DURATION, "0s",
+           "BackendBatchInterval is the maximum time before commit the backend transaction.", section=_M),
+    Option("backend-batch-limit", Kind.INT, "0",
+           "BackendBatchLimit is the maximum operations before commit the backend transaction.", section=_M),
+    Option("max-concurrent-streams", Kind.UINT, "4294967295",
+           "Maximum concurrent streams that each client can open at a time.", section=_M),
+    Option("enable-grpc-gateway", Kind.BOOL, "true",
+           "Enable GRPC gateway.", section=_M),
+    Option("socket-reuse-port", Kind.BOOL, "false",
+           "Enable to set socket option SO_REUSEPORT on listeners allowing rebinding of a port "
+           "already in use.", section=_M),
+    Option("socket-reuse-address", Kind.BOOL, "false",
+           "Enable to set socket option SO_REUSEADDR on listeners allowing binding to an address in "
+           "TIME_WAIT state.", section=_M),
+    Option("raft-read-timeout", Kind.DURATION, "5s",
+           "Read timeout set on each rafthttp connection", section=_M),
+    Option("raft-write-timeout", Kind.DURATION, "5s",
+           "Write timeout set on each rafthttp connection", section=_M),
+    Option("v2-deprecation", Kind.CHOICE, "not-yet",
+           "Phase of v2store deprecation. Allows to opt-in for higher compatibility mode.",
+           ("not-yet", "write-only", "write-only-drop-data", "gone"), section=_C),
+    Option("client-cert-file", Kind.STRING, "",
+           "Path to an explicit peer client TLS cert file otherwise cert file will be used when "
+           "client auth is required.", section=_S),
+    Option("client-key-file", Kind.STRING, "",
+           "Path to an explicit peer client TLS key file otherwise key file will be used when client "
+           "auth is required.", section=_S),
+    Option("peer-client-cert-file", Kind.STRING, "",
+           "Path to an explicit peer client TLS cert file otherwise peer cert file will be used when "
+           "client auth is required.", section=_S),
+    Option("peer-client-key-file", Kind.STRING, "",
+           "Path to an explicit peer client TLS key file otherwise peer key file will be used when "
+           "client auth is required.", section=_S),
+    Option("self-signed-cert-validity", Kind.UINT, "1",
+           "The validity period of the client and peer certificates, unit is year.", section=_S),
+    Option("tls-min-version", Kind.STRING, "TLS1.2",
+           "Minimum TLS version supported by etcd. Possible values: TLS1.2, TLS1.3.", section=_S),
+    Option("tls-max-version", Kind.STRING, "",
+           "Maximum TLS version supported by etcd. Possible values: TLS1.2, TLS1.3 (empty defers to "
+           "Go).", section=_S),
+    Option("enable-log-rotation", Kind.BOOL, "false",
+           "Enable log rotation of a single log-outputs file target.", section=_L),
+    Option("log-rotation-config-json", Kind.STRING, DEFAULT_LOG_ROTATION,
+           "Configures log rotation if enabled with a JSON logger config.", section=_L),
+    Option("debug", Kind.BOOL, "false",
+           "Enable debug-level logging for etcd. Use '--log-level=debug' instead.", section=_L),
+    Option("experimental-enable-distributed-tracing", Kind.BOOL, "false",
+           "Enable experimental distributed tracing using OpenTelemetry Tracing.", section=_X),
+    Option("experimental-distributed-tracing-address", Kind.STRING, "localhost:4317",
+           "Address for distributed tracing used for OpenTelemetry Tracing.", section=_X),
+    Option("experimental-distributed-tracing-service-name", Kind.STRING, "etcd",
+           "Configures service name for distributed tracing to be used to define service name for "
+           "OpenTelemetry Tracing.", section=_X),
+    Option("experimental-distributed-tracing-instance-id", Kind.STRING, "",
+           "Configures service instance ID for distributed tracing to be used to define service "
+           "instance ID key for OpenTelemetry Tracing.", section=_X),
+    Option("experimental-distributed-tracing-sampling-rate", Kind.INT, "0",
+           "Number of samples to collect per million spans for OpenTelemetry Tracing.", section=_X),
+    Option("proxy", Kind.CHOICE, "off",
+           "Proxy mode setting ('off', 'readonly' or 'on').", ('off', 'readonly', 'on'), section=_P2),
+    Option("proxy-failure-wait", Kind.UINT, "5000",
+           "Time (in milliseconds) an endpoint will be held in a failed state.", section=_P2),
+    Option("proxy-refresh-interval", Kind.UINT, "30000",
+           "Time (in milliseconds) of the endpoints refresh interval.", section=_P2),
+    Option("proxy-dial-timeout", Kind.UINT, "1000",
+           "Time (in milliseconds) for a dial to timeout.", section=_P2),
+    Option("proxy-write-timeout", Kind.UINT, "5000",
+           "Time (in milliseconds) for a write to timeout.", section=_P2),
+    Option("proxy-read-timeout", Kind.UINT, "0",
+           "Time (in milliseconds) for a read to timeout.", section=_P2),
+    Option("experimental-compact-hash-check-enabled", Kind.BOOL, "false",
+           "Enable leader to periodically check followers compaction hashes.", section=_X),
+    Option("experimental-compact-hash-check-time", Kind.DURATION, "1m",
+           "Duration of time between leader checks followers compaction hashes.", section=_X),
+    Option("experimental-enable-v2v3", Kind.STRING, "",
+           "Serve v2 requests through the v3 backend under a given prefix.", section=_X),
+    Option("experimental-enable-lease-checkpoint-persist", Kind.BOOL, "false",
+           "Enable persisting remainingTTL to prevent indefinite auto-renewal of long lived leases.",
+           section=_X),
+    Option("experimental-compaction-sleep-interval", Kind.DURATION, "10ms",
+           "Sets the sleep interval between each compaction batch.", section=_X),
+    Option("experimental-peer-skip-client-san-verification", Kind.BOOL, "false",
+           "Skip verification of SAN field in client certificate for peer connections.", section=_X),
+    Option("experimental-downgrade-check-time", Kind.DURATION, "5s",
+           "Duration of time between two downgrade status checks.", section=_X),
+    Option("experimental-memory-mlock", Kind.BOOL, "false",
+           "Enable to enforce etcd pages (in particular bbolt) to stay in RAM.", section=_X),
+    Option("experimental-txn-mode-write-with-shared-buffer", Kind.BOOL, "true",
+           "Enable the write transaction to use a shared buffer in its readonly check operations.",
+           section=_X),
+    Option("experimental-bootstrap-defrag-threshold-megabytes", Kind.UINT, "0",
+           "Enable the defrag during etcd server bootstrap on condition that it will free at least "
+           "the provided threshold of disk space. Needs to be set to non-zero value to take effect.",
+           section=_X),
+    Option("experimental-stop-grpc-service-on-defrag", Kind.BOOL, "false",
+           "Enable etcd gRPC service to stop serving client requests on defragmentation.", section=_X),
+    Option("unsafe-no-fsync", Kind.BOOL, "false",
+           "Disables fsync, unsafe, will cause data loss.", section=_U),
+    Option("experimental-backend-bbolt-freelist-type", Kind.STRING, "array",
+           "ExperimentalBackendFreelistType specifies the type of freelist that boltdb backend uses (array "
+           "and map are supported types).", section=_X),
+    Option("log-package-levels", Kind.STRING, "",
+           "Specify a particular log level for each etcd package (eg: 'etcdmain=CRITICAL,etcdserver=DEBUG').",
+           section=_L),
     Option("force-new-cluster", Kind.BOOL, "false", "Force to create a new one-member cluster.", section=_U),
 )
 
@@ -427,6 +538,52 @@ class Config:
     experimental_watch_progress_notify_interval: float = 600.0
     experimental_warning_apply_duration: float = 0.1
     force_new_cluster: bool = False
+    experimental_backend_bbolt_freelist_type: str = "array"
+    log_package_levels: str = ""
+    listen_client_http_urls: tuple[str, ...] = ()
+    backend_bbolt_freelist_type: str = "map"
+    backend_batch_interval: float = 0.0
+    backend_batch_limit: int = 0
+    max_concurrent_streams: int = 4294967295
+    enable_grpc_gateway: bool = True
+    socket_reuse_port: bool = False
+    socket_reuse_address: bool = False
+    raft_read_timeout: float = 5.0
+    raft_write_timeout: float = 5.0
+    v2_deprecation: str = "not-yet"
+    client_cert_file: str = ""
+    client_key_file: str = ""
+    peer_client_cert_file: str = ""
+    peer_client_key_file: str = ""
+    self_signed_cert_validity: int = 1
+    tls_min_version: str = "TLS1.2"
+    tls_max_version: str = ""
+    enable_log_rotation: bool = False
+    log_rotation_config_json: str = DEFAULT_LOG_ROTATION
+    debug: bool = False
+    experimental_enable_distributed_tracing: bool = False
+    experimental_distributed_tracing_address: str = "localhost:4317"
+    experimental_distributed_tracing_service_name: str = "etcd"
+    experimental_distributed_tracing_instance_id: str = ""
+    experimental_distributed_tracing_sampling_rate: int = 0
+    proxy: str = "off"
+    proxy_failure_wait: int = 5000
+    proxy_refresh_interval: int = 30000
+    proxy_dial_timeout: int = 1000
+    proxy_write_timeout: int = 5000
+    proxy_read_timeout: int = 0
+    experimental_compact_hash_check_enabled: bool = False
+    experimental_compact_hash_check_time: float = 60.0
+    experimental_enable_v2v3: str = ""
+    experimental_enable_lease_checkpoint_persist: bool = False
+    experimental_compaction_sleep_interval: float = 0.01
+    experimental_peer_skip_client_san_verification: bool = False
+    experimental_downgrade_check_time: float = 5.0
+    experimental_memory_mlock: bool = False
+    experimental_txn_mode_write_with_shared_buffer: bool = True
+    experimental_bootstrap_defrag_threshold_megabytes: int = 0
+    experimental_stop_grpc_service_on_defrag: bool = False
+    unsafe_no_fsync: bool = False
     config_file: str = ""
     explicit: frozenset[str] = frozenset()
 
@@ -606,6 +763,8 @@ def _check_loopback_advertise(config: Config) -> None:
 
 def validate(config: Config) -> None:
     """etcd's embed.Config.Validate (order and wording kept), plus petcd's loopback check."""
+    if config.proxy != "off":
+        raise ConfigError(f"--proxy={config.proxy}: etcd's v2 proxy mode is not supported by petcd")
     if config.logger != "zap":
         raise ConfigError(f'unknown logger option "{config.logger}"')
     if config.log_level not in LOG_LEVELS:
@@ -890,6 +1049,9 @@ def build(values: Mapping[str, str], *, config_file: str = "", tls: Mapping[str,
     if "initial-cluster" not in explicit and typed["name"] != DEFAULT_NAME:
         typed["initial_cluster"] = ",".join(f"{typed['name']}={url}"
                                             for url in typed["initial_advertise_peer_urls"])
+    # etcd 3.4: the deprecated --debug means --log-level=debug.
+    if typed["debug"]:
+        typed["log_level"] = "debug"
     # etcd: discovery replaces the default initial cluster.
     if (typed["discovery"] or typed["discovery_srv"]) and "initial-cluster" not in explicit:
         typed["initial_cluster"] = ""

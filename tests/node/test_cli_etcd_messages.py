@@ -180,3 +180,20 @@ def test_a_port_in_use_is_refused_like_etcd(tmp_path: Path) -> None:
     expected = f"listen tcp {client.removeprefix('http://')}: bind: address already in use"
     assert petcd_error(petcd) == etcd_error(etcd) == expected
     assert os.listdir(tmp_path / "etcd") == os.listdir(tmp_path / "petcd") == []
+
+
+@pytest.mark.parametrize("implementation", ["etcd34", "etcd35"])
+def test_every_etcd_flag_is_accepted(implementation: str) -> None:
+    """Each flag `etcd --help` lists is one petcd parses (even where it only records it)."""
+    from harness import IMPLEMENTATIONS
+    from petcd.config import OPTION_BY_NAME
+
+    etcd = IMPLEMENTATIONS[implementation]
+    etcd.require()
+    result = subprocess.run([etcd.argv[0], "--help"], capture_output=True, text=True, timeout=30)
+    listed = [line.split()[0][2:] for line in (result.stdout + result.stderr).splitlines()
+              if line.startswith("  --")]
+    assert len(listed) >= 80  # 3.4 lists 80, 3.5 more
+    commands = ("version", "config-file")
+    unknown = [name for name in listed if name not in OPTION_BY_NAME and name not in commands]
+    assert unknown == []

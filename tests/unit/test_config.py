@@ -421,3 +421,22 @@ def test_log_fields_name_every_setting() -> None:
     assert fields["name"] == "m1"
     assert fields["initial-cluster"] == "m1=http://localhost:2380"
     assert "explicit" not in fields
+
+
+def test_etcd35_flags_are_accepted() -> None:
+    c = cfg("--unsafe-no-fsync", "--socket-reuse-port", "--experimental-compact-hash-check-time", "2m",
+            "--v2-deprecation", "write-only", "--max-concurrent-streams", "100",
+            "--enable-grpc-gateway=false")
+    assert (c.unsafe_no_fsync, c.socket_reuse_port) == (True, True)
+    assert c.experimental_compact_hash_check_time == 120.0
+    assert (c.v2_deprecation, c.max_concurrent_streams, c.enable_grpc_gateway) == ("write-only", 100, False)
+    assert cfg().max_concurrent_streams == 2**32 - 1
+
+
+def test_debug_means_debug_level() -> None:
+    assert cfg("--debug").log_level == "debug"
+
+
+def test_v2_proxy_mode_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"--proxy=on: etcd's v2 proxy mode is not supported by petcd"):
+        load(["--proxy", "on"], {})
