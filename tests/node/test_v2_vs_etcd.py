@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 from harness import IMPLEMENTATIONS, Member, Sandbox, etcdctl
 from harness.addresses import free_ports, loopback_hosts
+from harness.process import ManagedProcess
 from petcd.discovery import v2url
 from petcd.discovery.errors import DiscoveryError
 from petcd.v2.http import V2Member
@@ -524,3 +525,52 @@ def test_random_scripts_answer_like_etcd(seed: int, etcd_v2: Member, petcd_v2: I
     assert len(actual) == len(expected)
     for number, (want, got) in enumerate(zip(expected, actual, strict=True)):
         assert got == want, f"seed {seed}, answer {number}"
+
+
+# ---- Debian's etcd-discovery service (discovery.etcd.io) ---------------------------------------------------
+
+DISCOVERY_IO = "/usr/bin/discovery.etcd.io"
+
+
+@pytest.fixture(params=["etcd34", "petcd-v2"])
+def discovery_io(request: pytest.FixtureRequest, sandbox: Sandbox) -> Iterator[str]:
+    """discovery.etcd.io (Debian's etcd-discovery) on 127.0.0.x, storing its tokens in etcd 3.4 or in
+    our v2 service; yields the service's base URL."""
+    if not os.path.exists(DISCOVERY_IO):
+        if os.environ.get("PETCD_REQUIRE_ALL_IMPLEMENTATIONS"):
+            pytest.fail(f"{DISCOVERY_IO} not found (apt-get install etcd-discovery)")
+        pytest.skip(f"{DISCOVERY_IO} not found (apt-get install etcd-discovery)")
+    if request.param == "etcd34":
+        backend_url = request.getfixturevalue("etcd_v2").client_url
+    else:
+        backend_url = request.getfixturevalue("petcd_v2").url
+    host = loopback_hosts(1)[0]
+    url = f"http://{host}:{free_ports(host, 1)[0]}"
+    service = ManagedProcess([DISCOVERY_IO, "--addr", url.removeprefix("http://"), "--etcd", backend_url,
+                              "--host", url], {}, sandbox.root / "logs" / "discovery.etcd.io.log")
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                call(url, "GET", "/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        service.kill()
+
+
+def test_our_client_with_debians_discovery_service(discovery_io: str) -> None:
+    token_url = call(discovery_io, "GET", "/new?size=3").body.strip()
+    assert token_url.startswith(discovery_io + "/")
+
+    async def join_three() -> list[str]:
+        joins = [v2url.join_cluster(token_url, i, f"m{i}=http://127.0.0.{i}:2380") for i in (1, 2, 3)]
+        return list(await asyncio.wait_for(asyncio.gather(*joins), 60))
+
+    results = asyncio.run(join_three())
+    assert len(set(results)) == 1
+    assert sorted(results[0].split(",")) == [f"m{i}=http://127.0.0.{i}:2380" for i in (1, 2, 3)]
+    with pytest.raises(DiscoveryError, match=r"^discovery: cluster is full$"):
+        asyncio.run(v2url.join_cluster(token_url, 9, "m9=http://127.0.0.9:2380"))
