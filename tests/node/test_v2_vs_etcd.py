@@ -188,6 +188,7 @@ SCRIPT: list[tuple[str, str, dict[str, str] | None]] = [
     ("PUT", "/v2/keys/q?value=fromquery", None),
     ("PUT", "/v2/keys/q?value=fromquery", {"value": "frombody"}),
     ("GET", "/v2/keys/q?quorum=true", None),
+    ("GET", "/v2/keys/q?quorum=true&wait=true", None),
     ("PUT", "/v2/keys/esc", {"value": "<a href='x'>&</a> ü"}),
     ("GET", "/v2/keys/esc", None),
     ("PATCH", "/v2/keys/site", None),

@@ -188,7 +188,7 @@ class _Handlers:
             return _key_error(err, headers)
         v2req = parsed.request
         store = self.backend.v2_store
-        if v2req.wait:
+        if v2req.is_watch:
             try:
                 watcher = store.watch(v2req.path, v2req.recursive, v2req.stream, v2req.since)
             except V2Error as err:

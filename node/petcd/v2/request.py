@@ -59,7 +59,12 @@ class V2Request:
 
     @property
     def goes_through_raft(self) -> bool:
-        return self.effective_method in LOGGED_METHODS and not (self.method == "GET" and self.wait)
+        return self.effective_method in LOGGED_METHODS
+
+    @property
+    def is_watch(self) -> bool:
+        """A long poll; etcd serves wait=true&quorum=true as a plain quorum read instead."""
+        return self.wait and self.effective_method == "GET"
 
 
 def encode(request: V2Request) -> bytes:
