@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 from harness import IMPLEMENTATIONS, Sandbox
-from petcd.api.http import build_app
+from petcd.api.http import add_routes
 from petcd.metrics import Metrics
 from petcd.transport.peer_http import MemberInfo, build_peer_app, fetch_cluster_info
 
@@ -58,6 +58,13 @@ def petcd_answers(app: aiohttp.web.Application, requests: Sequence[tuple[str, st
         return answers
 
     return asyncio.run(main())
+
+
+def client_app(state: MemberState, metrics: Metrics) -> aiohttp.web.Application:
+    """The client port's health, version and metrics endpoints."""
+    app = aiohttp.web.Application()
+    add_routes(app, state, metrics)
+    return app
 
 
 @dataclass
@@ -139,7 +146,7 @@ def test_client_health_endpoints_match_etcd35(sandbox: Sandbox) -> None:
     paths = [*HEALTHY_PATHS, "/health#POST"]
     requests = [("POST", p.split("#")[0]) if p.endswith("#POST") else ("GET", p) for p in paths]
     theirs = [etcd_answer(url + path, method) for method, path in requests]
-    ours = petcd_answers(build_app(state, Metrics(etcd.etcd_version)), requests)
+    ours = petcd_answers(client_app(state, Metrics(etcd.etcd_version)), requests)
     for path, mine, real in zip(paths, ours, theirs, strict=True):
         assert _sorted_lines(mine) == _sorted_lines(real), path
 
@@ -155,7 +162,7 @@ def test_no_leader_answers_match_etcd35(sandbox: Sandbox) -> None:
     state = MemberState(leader=0, server_version=etcd.etcd_version or "", cluster_version="3.5.0")
     paths = ["/health", "/livez?verbose", "/version", "/health?serializable=true"]
     theirs = [etcd_answer(url + path) for path in paths]
-    ours = petcd_answers(build_app(state, Metrics(state.server_version)), [("GET", p) for p in paths])
+    ours = petcd_answers(client_app(state, Metrics(state.server_version)), [("GET", p) for p in paths])
     assert ours == theirs
 
 

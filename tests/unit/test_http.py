@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from petcd.api.http import MetricsListeners, build_app
+from petcd.api.http import MetricsListeners, add_routes, build_app
 from petcd.metrics import Metrics
 
 
@@ -51,7 +51,9 @@ Scenario = Callable[[Client, Metrics], Awaitable[None]]
 def serve(state: MemberState, scenario: Scenario) -> None:
     async def main() -> None:
         metrics = Metrics("3.5.17")
-        async with TestClient(TestServer(build_app(state, metrics))) as client:
+        app = aiohttp.web.Application()
+        add_routes(app, state, metrics)  # the client port's endpoints
+        async with TestClient(TestServer(app)) as client:
             await scenario(client, metrics)
 
     asyncio.run(main())
@@ -199,6 +201,8 @@ def test_metrics_listener_serves_on_its_own_port() -> None:
                     assert response.status == 200
                 async with session.get(f"http://{host}:{port}/metrics") as response:
                     assert "etcd_server_health_success 1.0" in (await response.text()).splitlines()
+                async with session.get(f"http://{host}:{port}/version") as response:
+                    assert response.status == 404  # as on etcd's metrics listener
         finally:
             await listeners.stop()
 

@@ -8,7 +8,7 @@ status codes, content types and query parameters are etcd 3.5's:
   (repeatable) ignores alarms, `?serializable=true` skips the leader check and reads locally.
 - `GET /livez`, `/readyz` (and `/livez/<check>`, `/readyz/<check>`): `ok\n`; `?verbose` lists
   `[+]<check> ok`; a failure is 503 with `[-]<check> failed: <reason>` lines; `?exclude=<check>`.
-- `GET /version` -> `{"etcdserver":"3.5.x","etcdcluster":"3.5.0"}`.
+- `GET /version` -> `{"etcdserver":"3.5.x","etcdcluster":"3.5.0"}` (client port only).
 - `GET /metrics` -> Prometheus text.
 Any other method on these paths is 405 `Method Not Allowed` with `Allow: GET`.
 
@@ -232,11 +232,12 @@ class Endpoints:
         return response
 
 
-def add_routes(app: web.Application, source: HealthSource, metrics: Metrics) -> None:
+def add_routes(app: web.Application, source: HealthSource, metrics: Metrics, *, version: bool = True) -> None:
     """Mount the endpoints on an application (the client port's, which also serves /v2)."""
     endpoints = Endpoints(source, metrics)
     app.router.add_route("*", "/health", endpoints.health)
-    app.router.add_route("*", "/version", endpoints.version)
+    if version:
+        app.router.add_route("*", "/version", endpoints.version)
     app.router.add_route("*", "/metrics", endpoints.metrics_text)
     for kind, checks in (("livez", LIVEZ_CHECKS), ("readyz", READYZ_CHECKS)):
         app.router.add_route("*", f"/{kind}", endpoints.checks_handler(kind, checks))
@@ -245,9 +246,10 @@ def add_routes(app: web.Application, source: HealthSource, metrics: Metrics) -> 
 
 
 def build_app(source: HealthSource, metrics: Metrics) -> web.Application:
-    """An application with only these endpoints (what --listen-metrics-urls serves)."""
+    """What --listen-metrics-urls serves: /health, /livez, /readyz and /metrics (etcd has no /version
+    there)."""
     app = web.Application()
-    add_routes(app, source, metrics)
+    add_routes(app, source, metrics, version=False)
     return app
 
 
