@@ -698,10 +698,3 @@ class Raft:
         if caught_up:
             self._send_timeout_now(max(caught_up)[1])
         self.become_follower(self.term, NONE)
-
-    # --- inspection
-
-    def basic_status(self) -> dict[str, object]:
-        return {"id": self.id, "term": self.term, "vote": self.vote, "commit": self.raft_log.committed,
-                "lead": self.lead, "role": self.role, "applied": self.raft_log.applied,
-                "lead_transferee": self.lead_transferee}
