@@ -48,6 +48,11 @@ def _refuse(message: str, status: int) -> int:
     return status
 
 
+def _refuse_flags(reason: str) -> int:
+    """etcd's wording for a configuration it will not start with."""
+    return _refuse(f"error verifying flags, {reason}. See 'petcd --help'.", EXIT_REFUSED)
+
+
 def unserved_settings(cfg: config.Config) -> list[str]:
     """Settings petcd parses and validates but cannot serve yet (TLS): starting would mislead clients."""
     urls = (*cfg.listen_client_urls, *cfg.listen_peer_urls, *cfg.listen_metrics_urls,
@@ -148,7 +153,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except config.UsageError as exc:
         return _refuse(f"{exc}. See 'petcd --help'.", EXIT_USAGE)
     except config.ConfigError as exc:
-        return _refuse(f"error verifying flags, {exc}. See 'petcd --help'.", EXIT_REFUSED)
+        return _refuse_flags(str(exc))
+    except Exception as exc:  # a defect in petcd's own checks: still one line, never a traceback
+        return _refuse_flags(f"{type(exc).__name__}: {exc}")
     if loaded.command == "help":
         sys.stdout.write(config.help_text())
         return EXIT_OK
@@ -160,8 +167,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         configure(cfg.name, cfg.log_level, cfg.log_outputs_resolved)
     except OSError as exc:
-        return _refuse(f"error verifying flags, cannot open --log-outputs: {exc}. See 'petcd --help'.",
-                       EXIT_REFUSED)
+        return _refuse_flags(f"cannot open --log-outputs: {exc}")
     log = get_logger("main")
     if cfg.config_file:
         log.info("loaded server configuration, other configuration command line flags and environment "
@@ -170,8 +176,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         log.warn(warning)
     try:
         check_startable(cfg)
-    except config.ConfigError as exc:
-        return _refuse(f"error verifying flags, {exc}. See 'petcd --help'.", EXIT_REFUSED)
+    except (config.ConfigError, ValueError) as exc:
+        return _refuse_flags(str(exc))
     try:
         check_listen_urls(cfg)
     except ListenError as exc:

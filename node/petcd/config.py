@@ -803,6 +803,10 @@ def validate(config: Config) -> None:
             if urllib.parse.urlsplit(url).scheme in ("https", "unixs") and tls.empty:
                 raise ConfigError(f"TLS key/cert ({flags}) must be provided for {side} url {url} with "
                                   f"HTTPS scheme")
+    try:
+        _ = config.initial_cluster_members
+    except ValueError as exc:
+        raise ConfigError(f"error setting up initial cluster: {exc}") from None
     _check_loopback_advertise(config)
 
 

@@ -116,6 +116,9 @@ BOOTSTRAP_CASES: list[tuple[str, list[str]]] = [
     ("existing-with-discovery", ["--initial-cluster-state", "existing",
                                  "--discovery", "http://127.0.0.66:1/v2/keys/d/t"]),
     ("auto-compaction-retention", ["--auto-compaction-retention", "abc"]),
+    ("initial-cluster-without-url", ["--initial-cluster", "default"]),
+    ("initial-cluster-bad-url", ["--initial-advertise-peer-urls", P1,
+                                 "--initial-cluster", f"default={P1},x=foo"]),
 ]
 
 

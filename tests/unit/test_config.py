@@ -188,9 +188,17 @@ def test_bootstrap_errors_use_etcds_wording(argv: list[str], message: str) -> No
     assert str(info.value) == message
 
 
-def test_bad_url_in_initial_cluster() -> None:
-    with pytest.raises(ValueError, match=r"URL scheme must be http, https, unix, or unixs: $"):
-        cfg("--initial-cluster", "default").verify_bootstrap()
+@pytest.mark.parametrize(("value", "message"), [
+    ("default", "error setting up initial cluster: URL scheme must be http, https, unix, or unixs: "),
+    ("default=http://localhost:2380,x=foo",
+     "error setting up initial cluster: URL scheme must be http, https, unix, or unixs: foo"),
+    ("default=http://localhost:2380,x=http://h:1/p",
+     "error setting up initial cluster: URL must not contain a path: http://h:1/p"),
+])
+def test_bad_url_in_initial_cluster(value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(["--initial-cluster", value], {})
+    assert str(info.value) == message
 
 
 def test_multiple_peer_urls_for_one_name_are_one_member() -> None:
