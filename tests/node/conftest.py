@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Generator, Iterator
 
@@ -23,7 +24,9 @@ def pytest_runtest_makereport(
 
 @pytest.fixture
 def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """Processes, data dirs and logs of one test; everything is killed at the end, pass or fail."""
+    """Processes, data dirs and logs of one test; at the end, pass or fail, every process is killed
+    and the files are deleted (the logs are printed first when the test failed).
+    PETCD_KEEP_SANDBOX=1 keeps the files."""
     box = Sandbox(tmp_path_factory.mktemp("sandbox"))
     try:
         yield box
@@ -31,6 +34,8 @@ def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         box.close()
         if request.node.stash.get(_FAILED, False):
             print(box.logs(), file=sys.stderr)
+        if not os.environ.get("PETCD_KEEP_SANDBOX"):
+            box.discard()
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))

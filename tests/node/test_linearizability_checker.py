@@ -184,4 +184,4 @@ def test_etcd_history_is_linearizable(sandbox: Sandbox, implementation: Implemen
     asyncio.run(workload_with_leader_kill(cluster, recorded))
     verdict = check(recorded, sandbox.root / "linearizability")
     assert verdict.operations > CLIENTS * OPERATIONS_PER_CLIENT // 2
-    assert verdict.result == "ok", f"see {verdict.visualization}"
+    assert verdict.result == "ok", f"see {verdict.visualization} (kept with PETCD_KEEP_SANDBOX=1)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -140,5 +141,10 @@ class Sandbox:
         return "\n".join(f"----- {m.name} ({m.log_path})\n{m.log_tail(lines)}" for m in self.started)
 
     def close(self) -> None:
+        """Kill every process this sandbox started."""
         for member in self.started:
             member.kill()
+
+    def discard(self) -> None:
+        """Delete the data dirs and logs (etcd preallocates 64 MB per WAL file)."""
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -13,6 +13,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -58,7 +59,9 @@ class ManagedProcess:
                 env=child_environment(env),
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                # The kernel ties PDEATHSIG to the creating *thread*: only the main thread lives as
+                # long as the test process, so children started elsewhere rely on the fixtures.
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
             )
         _LIVE.add(self)
 
