@@ -48,6 +48,7 @@ class ManagedProcess:
         self.argv = list(argv)
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        on_main_thread = threading.current_thread() is threading.main_thread()
         with open(log_path, "ab") as log:
             log.write(f"\n=== start: {' '.join(self.argv)}\n".encode())
             log.flush()
@@ -61,7 +62,7 @@ class ManagedProcess:
                 start_new_session=True,
                 # The kernel ties PDEATHSIG to the creating *thread*: only the main thread lives as
                 # long as the test process, so children started elsewhere rely on the fixtures.
-                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+                preexec_fn=_die_with_parent if on_main_thread else None,
             )
         _LIVE.add(self)
 
