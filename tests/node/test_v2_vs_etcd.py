@@ -472,7 +472,7 @@ def random_script(seed: int, length: int) -> list[tuple[str, str, dict[str, str]
     steps: list[tuple[str, str, dict[str, str] | None]] = []
     for step in range(length):
         path = "/v2/keys" + rng.choice(_PATHS)
-        kind = rng.randrange(9)
+        kind = rng.randrange(11)
         value = rng.choice(["x", "y", "z"])
         index = f"{{i:{rng.randint(1, step + 1)}}}"
         if kind == 0:
@@ -495,6 +495,12 @@ def random_script(seed: int, length: int) -> list[tuple[str, str, dict[str, str]
             steps.append(("GET", path + "?recursive=true&sorted=true", None))
         elif kind == 7:
             steps.append(("GET", path, None))
+        elif kind == 9:
+            steps.append(("PUT", path, {"value": value, "ttl": "100",
+                                        **rng.choice([{}, {"prevExist": "true"}])}))
+        elif kind == 10:
+            steps.append(("PUT", path, {"refresh": "true", "ttl": "200", **rng.choice(
+                [{}, {"prevExist": "true"}, {"prevValue": "x"}])}))
         else:
             # Every write is under /r, so a watch there from a past index answers from the history.
             steps.append(("GET", f"/v2/keys/r?wait=true&recursive=true&waitIndex={index}", None))
@@ -513,8 +519,14 @@ def run_steps(base_url: str, steps: list[tuple[str, str, dict[str, str] | None]]
             wanted = int(_index_of(re.search(r"waitIndex=(\{i:\d+\})", path).group(1), base))  # type: ignore[union-attr]
             if wanted > current:
                 continue
-        answers.append(normalise(call(base_url, method, _index_of(path, base), filled), base,
-                                 keep_order="sorted=true" in path))
+            try:
+                answer = call(base_url, method, _index_of(path, base), filled, timeout=2)
+            except TimeoutError:  # only refreshes since then: they wake no watcher
+                answers.append({"blocked": True})
+                continue
+        else:
+            answer = call(base_url, method, _index_of(path, base), filled)
+        answers.append(normalise(answer, base, keep_order="sorted=true" in path))
     return answers
 
 
