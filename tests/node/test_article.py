@@ -22,7 +22,9 @@ from harness import (
     Result,
     Sandbox,
     etcdctl,
+    flags_as_environment,
     http_get,
+    static_flags,
 )
 from harness.dns import ZoneServer, can_serve_dns, with_resolv_conf
 
@@ -85,6 +87,29 @@ def test_static_cluster(sandbox: Sandbox, implementation: Implementation, config
     first, _, last = cluster.members
     v2([first.client_url], "set", "site", "www.361way.com").check()
     assert v2([last.client_url], "--no-sync", "get", "site").check().stdout == "www.361way.com\n"
+
+
+def test_restart_with_the_articles_etcd_conf(sandbox: Sandbox, implementation: Implementation) -> None:
+    """Section 4's etcd.conf for an installed cluster: ETCD_INITIAL_CLUSTER_STATE="existing" and
+    another token ("etcd-cluster2"). Members with data dirs ignore both: same cluster, same data."""
+    cluster = sandbox.static_cluster(implementation, 3, token=ARTICLE_TOKEN, extra_flags=V2)
+    v2(cluster.endpoints, "set", "site", "www.361way.com").check()
+    cluster_id, member_ids = cluster.cluster_id(), cluster.member_ids()
+    for member in cluster.members:
+        member.terminate()
+    addresses = [m.address for m in cluster.members]
+    restarted = []
+    for member in cluster.members:
+        flags = static_flags(
+            member.address, member.data_dir, addresses, token="etcd-cluster2", state="existing"
+        )
+        env = flags_as_environment([*flags, *V2])
+        restarted.append(sandbox.member(implementation, member.address, [], env=env))
+    again = Cluster(implementation, restarted, "etcd-cluster2")
+    again.wait_healthy()
+    assert (again.cluster_id(), again.member_ids()) == (cluster_id, member_ids)
+    assert v2(again.endpoints, "get", "site").check().stdout == "www.361way.com\n"
+    assert_article_member_list(restarted)
 
 
 def curl(*args: str) -> str:
