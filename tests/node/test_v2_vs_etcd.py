@@ -322,6 +322,13 @@ def test_ttl_expiry_like_etcd(etcd_v2: Member, petcd_v2: InProcessV2Server) -> N
     assert expiries[0]["body"][0]["action"] == "expire"
 
 
+def _shape(value: Any) -> Any:
+    """Keys and value types, recursively (what must match when values cannot)."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    return type(value).__name__
+
+
 def test_stats_and_members_shapes_like_etcd(etcd_v2: Member, petcd_v2: InProcessV2Server) -> None:
     def shapes(url: str) -> dict[str, Any]:
         stats = json.loads(call(url, "GET", "/v2/stats/store").body)
@@ -333,6 +340,8 @@ def test_stats_and_members_shapes_like_etcd(etcd_v2: Member, petcd_v2: InProcess
             "415": (wrong_type.status, wrong_type.body),
             "404": call(url, "DELETE", "/v2/members/zz").body,
             "leader": list(json.loads(call(url, "GET", "/v2/members/leader").body)),
+            "self-stats": _shape(json.loads(call(url, "GET", "/v2/stats/self").body)),
+            "leader-stats": list(json.loads(call(url, "GET", "/v2/stats/leader").body)),
             "machines": call(url, "GET", "/v2/machines").headers.get("Content-Type"),
         }
 

@@ -16,6 +16,7 @@ from petcd.v2 import request as v2request
 from petcd.v2.errors import V2Error
 from petcd.v2.events import Event
 from petcd.v2.http import MemberHTTPError, V2Member, add_v2_routes
+from petcd.v2.stats import SelfStats, leader_stats
 from petcd.v2.store import V2Store
 
 # etcd's leader proposes a SYNC this often while the v2 store has TTL keys.
@@ -29,6 +30,8 @@ class StandaloneV2Backend:
         self._cluster_id = cluster_id
         self.log: list[bytes] = []
         self._term = 1
+        started = time.time_ns()
+        self._self_stats = SelfStats(member.name, member.id, "StateLeader", started, member.id, started)
 
     @property
     def v2_store(self) -> V2Store:
@@ -59,10 +62,10 @@ class StandaloneV2Backend:
         return self._member.id
 
     def self_stats(self) -> dict[str, Any]:
-        return {"name": self._member.name, "id": f"{self._member.id:x}", "state": "StateLeader"}
+        return self._self_stats.to_dict(time.time_ns())
 
     def leader_stats(self) -> dict[str, Any] | None:
-        return {"leader": f"{self._member.id:x}", "followers": {}}
+        return leader_stats(self._member.id, {})
 
     async def add_member(self, peer_urls: list[str]) -> V2Member:
         if set(peer_urls) & set(self._member.peer_urls):
