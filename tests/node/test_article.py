@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import pytest
 from harness import (
@@ -180,7 +181,30 @@ def test_discovery_cluster_is_full(sandbox: Sandbox, implementation: Implementat
 SRV_DOMAIN = "example.com"
 
 
-def srv_zone(addresses: Sequence[MemberAddress]) -> str:
+@dataclass(frozen=True)
+class SrvSetup:
+    """Member addresses, the SRV service name suffix (--discovery-srv-name), and the argv prefix
+    that gives a process a resolv.conf pointing at the test's DNS server."""
+
+    addresses: list[MemberAddress]
+    service_name: str
+    wrapper: list[str]
+
+    @property
+    def suffix(self) -> str:
+        return srv_suffix(self.service_name)
+
+    @property
+    def name_flags(self) -> list[str]:
+        return [f"--discovery-srv-name={self.service_name}"] if self.service_name else []
+
+
+def srv_suffix(service_name: str) -> str:
+    """etcd appends `-<name>` to its SRV service names for --discovery-srv-name."""
+    return f"-{service_name}" if service_name else ""
+
+
+def srv_zone(addresses: Sequence[MemberAddress], suffix: str) -> str:
     """The article's section 6 records, with this run's loopback addresses and ports."""
     lines = [
         "$TTL 300",
@@ -189,19 +213,20 @@ def srv_zone(addresses: Sequence[MemberAddress]) -> str:
         "ns IN A 127.0.0.1",
     ]
     for a in addresses:
-        lines.append(f"_etcd-server._tcp IN SRV 0 0 {a.peer_port} {a.name}.{SRV_DOMAIN}.")
-        lines.append(f"_etcd-client._tcp IN SRV 0 0 {a.client_port} {a.name}.{SRV_DOMAIN}.")
+        lines.append(f"_etcd-server{suffix}._tcp IN SRV 0 0 {a.peer_port} {a.name}.{SRV_DOMAIN}.")
+        lines.append(f"_etcd-client{suffix}._tcp IN SRV 0 0 {a.client_port} {a.name}.{SRV_DOMAIN}.")
         lines.append(f"{a.name} IN A {a.host}")
     return "\n".join(lines) + "\n"
 
 
-def srv_flags(address: MemberAddress, sandbox: Sandbox) -> list[str]:
+def srv_flags(address: MemberAddress, sandbox: Sandbox, setup: SrvSetup) -> list[str]:
     """The article's flags for DNS discovery; listeners take the IP (etcd binds IPs, not names)."""
     host = f"{address.name}.{SRV_DOMAIN}"
     return [
         f"--name={address.name}",
         f"--data-dir={sandbox.data_dir(address)}",
         f"--discovery-srv={SRV_DOMAIN}",
+        *setup.name_flags,
         f"--initial-advertise-peer-urls=http://{host}:{address.peer_port}",
         f"--initial-cluster-token={ARTICLE_TOKEN}",
         "--initial-cluster-state=new",
@@ -212,39 +237,37 @@ def srv_flags(address: MemberAddress, sandbox: Sandbox) -> list[str]:
     ]
 
 
-@pytest.fixture
-def dns_zone(sandbox: Sandbox) -> Iterator[tuple[list[MemberAddress], list[str]]]:
-    """Three member addresses, a DNS server serving the article's records for them, and the argv
-    prefix that gives a process a resolv.conf pointing at that server."""
+@pytest.fixture(params=["", "prod"], ids=["srv", "srv-name"])
+def srv_setup(sandbox: Sandbox, request: pytest.FixtureRequest) -> Iterator[SrvSetup]:
+    """Three member addresses and a DNS server on loopback serving the article's records for them
+    (under `_etcd-server-prod._tcp` etc. for --discovery-srv-name=prod)."""
     reason = can_serve_dns()
     if reason:
         pytest.skip(reason)
     addresses = sandbox.addresses(["infra0", "infra1", "infra2"])
-    server = ZoneServer(f"{SRV_DOMAIN}.", srv_zone(addresses))
+    service_name: str = request.param
+    server = ZoneServer(f"{SRV_DOMAIN}.", srv_zone(addresses, srv_suffix(service_name)))
     try:
-        yield addresses, with_resolv_conf(server.resolv_conf(sandbox.root))
+        yield SrvSetup(addresses, service_name, with_resolv_conf(server.resolv_conf(sandbox.root)))
     finally:
         server.close()
 
 
-def srv_members(
-    sandbox: Sandbox, implementation: Implementation, zone: tuple[list[MemberAddress], list[str]]
-) -> list[Member]:
-    addresses, wrapper = zone
-    return [sandbox.member(implementation, a, srv_flags(a, sandbox), wrapper=wrapper) for a in addresses]
+def srv_members(sandbox: Sandbox, implementation: Implementation, setup: SrvSetup) -> list[Member]:
+    return [
+        sandbox.member(implementation, a, srv_flags(a, sandbox, setup), wrapper=setup.wrapper)
+        for a in setup.addresses
+    ]
 
 
-def test_dns_srv_bootstrap(
-    sandbox: Sandbox, implementation: Implementation, dns_zone: tuple[list[MemberAddress], list[str]]
-) -> None:
+def test_dns_srv_bootstrap(sandbox: Sandbox, implementation: Implementation, srv_setup: SrvSetup) -> None:
     """Section 6: three members find each other through _etcd-server._tcp SRV records over plain
     HTTP; clients find them through _etcd-client._tcp."""
     if implementation.name == "etcd34":
         pytest.skip("etcd 3.4.23 cannot bootstrap from plain-HTTP SRV records (test_dns_srv_etcd34_fails)")
-    members = srv_members(sandbox, implementation, dns_zone)
+    members = srv_members(sandbox, implementation, srv_setup)
     for member in members:
         member.wait_healthy()
-    _, wrapper = dns_zone
     by_name = {
         m.name: (
             f"http://{m.name}.{SRV_DOMAIN}:{m.address.peer_port}",
@@ -252,21 +275,23 @@ def test_dns_srv_bootstrap(
         )
         for m in members
     }
-    assert_article_member_list(members, by_name, wrapper)
-    assert_cluster_health(members, by_name, wrapper)
-    found = etcdctl(["--discovery-srv", SRV_DOMAIN, "member", "list", "-w", "json"], [], wrapper=wrapper)
+    assert_article_member_list(members, by_name, srv_setup.wrapper)
+    assert_cluster_health(members, by_name, srv_setup.wrapper)
+    client_flags = ["--discovery-srv", SRV_DOMAIN, *srv_setup.name_flags]
+    found = etcdctl([*client_flags, "member", "list", "-w", "json"], [], wrapper=srv_setup.wrapper)
     listed = json.loads(found.check().stdout)["members"]
     assert sorted(m["name"] for m in listed) == ["infra0", "infra1", "infra2"]
 
 
-def test_dns_srv_etcd34_fails(sandbox: Sandbox, dns_zone: tuple[list[MemberAddress], list[str]]) -> None:
+def test_dns_srv_etcd34_fails(sandbox: Sandbox, srv_setup: SrvSetup) -> None:
     """The known difference: etcd 3.4.23 treats the failed _etcd-server-ssl._tcp lookup as fatal
     (fixed in 3.5, where it is a warning), so it cannot bootstrap from plain-HTTP SRV records."""
     etcd34 = IMPLEMENTATIONS["etcd34"]
-    members = srv_members(sandbox, etcd34, dns_zone)
+    members = srv_members(sandbox, etcd34, srv_setup)
+    service = f"_etcd-server-ssl{srv_setup.suffix}"
     for member in members:
         assert member.wait_exit(30) not in (None, 0), member.log_tail()
         assert member.logged(
-            "error setting up initial cluster: error querying DNS SRV records for _etcd-server-ssl"
-            f" lookup _etcd-server-ssl._tcp.{SRV_DOMAIN}"
+            f"error setting up initial cluster: error querying DNS SRV records for {service}"
+            f" lookup {service}._tcp.{SRV_DOMAIN}"
         )
