@@ -351,20 +351,26 @@ def test_stats_and_members_shapes_like_etcd(etcd_v2: Member, petcd_v2: InProcess
 # ---- discovery ----------------------------------------------------------------------------------------
 
 
-def test_our_discovery_client_on_etcds_discovery_service(etcd_v2: Member) -> None:
-    url = etcd_v2.client_url + "/v2/keys/discovery/tok34"
-    size = call(etcd_v2.client_url, "PUT", "/v2/keys/discovery/tok34/_config/size", {"value": "3"})
-    assert size.status == 201
+def three_join_then_full(token_url: str) -> None:
+    """Three members register at once and all get the same cluster; a fourth finds it full."""
 
     async def join_three() -> list[str]:
-        joins = [v2url.join_cluster(url, i, f"m{i}=http://127.0.0.{i}:2380") for i in (1, 2, 3)]
+        joins = [v2url.join_cluster(token_url, i, f"m{i}=http://127.0.0.{i}:2380") for i in (1, 2, 3)]
         return list(await asyncio.wait_for(asyncio.gather(*joins), 60))
 
     results = asyncio.run(join_three())
     assert len(set(results)) == 1
     assert sorted(results[0].split(",")) == [f"m{i}=http://127.0.0.{i}:2380" for i in (1, 2, 3)]
     with pytest.raises(DiscoveryError, match=r"^discovery: cluster is full$"):
-        asyncio.run(v2url.join_cluster(url, 9, "m9=http://127.0.0.9:2380"))
+        asyncio.run(v2url.join_cluster(token_url, 9, "m9=http://127.0.0.9:2380"))
+
+
+def test_our_discovery_client_on_etcds_discovery_service(etcd_v2: Member) -> None:
+    url = etcd_v2.client_url + "/v2/keys/discovery/tok34"
+    size = call(etcd_v2.client_url, "PUT", "/v2/keys/discovery/tok34/_config/size", {"value": "3"})
+    assert size.status == 201
+
+    three_join_then_full(url)
     with pytest.raises(DiscoveryError, match=r"^100: Key not found \(/discovery/none\) \[\d+\]$"):
         asyncio.run(v2url.join_cluster(etcd_v2.client_url + "/v2/keys/discovery/none", 1, "a=http://a:1"))
 
@@ -587,12 +593,4 @@ def test_our_client_with_debians_discovery_service(discovery_io: str) -> None:
     token_url = call(discovery_io, "GET", "/new?size=3").body.strip()
     assert token_url.startswith(discovery_io + "/")
 
-    async def join_three() -> list[str]:
-        joins = [v2url.join_cluster(token_url, i, f"m{i}=http://127.0.0.{i}:2380") for i in (1, 2, 3)]
-        return list(await asyncio.wait_for(asyncio.gather(*joins), 60))
-
-    results = asyncio.run(join_three())
-    assert len(set(results)) == 1
-    assert sorted(results[0].split(",")) == [f"m{i}=http://127.0.0.{i}:2380" for i in (1, 2, 3)]
-    with pytest.raises(DiscoveryError, match=r"^discovery: cluster is full$"):
-        asyncio.run(v2url.join_cluster(token_url, 9, "m9=http://127.0.0.9:2380"))
+    three_join_then_full(token_url)
