@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from harness import IMPLEMENTATIONS, Sandbox
 from petcd.api.http import add_routes
 from petcd.metrics import Metrics
-from petcd.transport.peer_http import MemberInfo, build_peer_app, fetch_cluster_info
+from petcd.transport.peer_http import MemberInfo, PromoteError, build_peer_app, fetch_cluster_info
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 COMPARED_HEADERS = ("Content-Type", "X-Etcd-Cluster-Id", "Allow", "X-Content-Type-Options")
@@ -93,13 +93,19 @@ def test_peer_members_and_version_match_etcd(sandbox: Sandbox) -> None:
     cluster_id, members = asyncio.run(fetch_cluster_info([peer_url]))
     assert cluster_id == cluster.cluster_id()
     assert [m.id for m in members] == list(cluster.member_ids().values())
-    version = etcd_answer(peer_url + "/version")
-    etcd_members = etcd_answer(peer_url + "/members")
-    etcd_post = etcd_answer(peer_url + "/members", "POST")
+    voter = members[0].id
+    requests = [("GET", "/members"), ("GET", "/version"), ("POST", "/members"), ("GET", "/bogus"),
+                ("POST", "/members/promote/12ab"), ("GET", f"/members/promote/{voter}"),
+                ("POST", f"/members/promote/{voter}")]
+    theirs = [etcd_answer(peer_url + path, method) for method, path in requests]
     view = ClusterView(cluster_id, members, ("3.4.23", "3.4.0"))
-    requests = [("GET", "/members"), ("GET", "/version"), ("POST", "/members")]
-    ours = petcd_answers(build_peer_app(view), requests)
-    assert ours == [etcd_members, version, etcd_post]
+
+    async def refuse_voter(member_id: int) -> Sequence[MemberInfo]:
+        raise PromoteError(412, "membership: can only promote a learner member")
+
+    ours = petcd_answers(build_peer_app(view, refuse_voter), requests)
+    for (method, path), mine, real in zip(requests, ours, theirs, strict=True):
+        assert mine == real, (method, path)
 
 
 @dataclass

@@ -35,7 +35,14 @@ from petcd.transport.frames import (
 )
 from petcd.transport.listener import PeerListener
 from petcd.transport.peer import Settings
-from petcd.transport.peer_http import ClusterInfoError, MemberInfo, build_peer_app, fetch_cluster_info
+from petcd.transport.peer_http import (
+    ClusterInfoError,
+    MemberInfo,
+    PromoteError,
+    build_peer_app,
+    fetch_cluster_info,
+    promote_on_peer,
+)
 from petcd.transport.transport import Transport
 
 CLUSTER = 0xCDF818194E3A8C32
@@ -511,5 +518,54 @@ def test_a_peer_that_stops_answering_pings_is_redialled() -> None:
             for writer in accepted:
                 writer.close()
             server.close()
+
+    run(scenario)
+
+
+class Leader:
+    """The promotions a leader would grant: learners in sync are promoted, others refused as etcd does."""
+
+    def __init__(self) -> None:
+        self.members = list(MEMBERS)
+
+    async def promote(self, member_id: int) -> Sequence[MemberInfo]:
+        match = [m for m in self.members if m.id == member_id]
+        if not match:
+            raise PromoteError(404, "membership: ID not found")
+        if not match[0].is_learner:
+            raise PromoteError(412, "membership: can only promote a learner member")
+        self.members = [MemberInfo(m.id, m.peer_urls, m.name, m.client_urls) if m.id == member_id else m
+                        for m in self.members]
+        return self.members
+
+
+def test_promotion_is_forwarded_over_the_peer_port() -> None:
+    async def scenario() -> None:
+        leader = Leader()
+        runner = web.AppRunner(build_peer_app(ClusterView(MEMBERS), leader.promote), access_log=None)
+        await runner.setup()
+        member = await start_member(2, http_factory=runner.server)
+        try:
+            after = await promote_on_peer(["http://127.0.0.1:1", member.url], 0x1234)
+            assert [m.is_learner for m in after] == [False, False]
+            with pytest.raises(PromoteError) as info:
+                await promote_on_peer([member.url], 0x1234)
+            refusal = (412, "membership: can only promote a learner member")
+            assert (info.value.status, info.value.message) == refusal
+            with pytest.raises(PromoteError) as info:
+                await promote_on_peer([member.url], 99)
+            assert (info.value.status, info.value.message) == (404, "membership: ID not found")
+            async with aiohttp.ClientSession() as session:
+                async with session.post(member.url + "/members/promote/12ab") as response:
+                    answer = (response.status, await response.text())
+                    assert answer == (404, "member 12ab not found in cluster\n")
+                    assert response.headers["X-Etcd-Cluster-ID"] == "cdf818194e3a8c32"
+                async with session.get(member.url + "/members/promote/1") as response:
+                    assert (response.status, response.headers["Allow"]) == (405, "POST")
+                async with session.get(member.url + "/bogus") as response:
+                    assert (response.status, await response.text()) == (404, "404 page not found\n")
+        finally:
+            await stop_members(member)
+            await runner.cleanup()
 
     run(scenario)

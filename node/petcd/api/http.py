@@ -70,16 +70,21 @@ def _text(body: str, status: int = 200, *, nosniff: bool = True) -> web.Response
     return response
 
 
-def _go_http_error(body: str, status: int) -> web.Response:
+def go_http_error(body: str, status: int) -> web.Response:
     """Go's http.Error: text/plain, nosniff, the body plus a newline."""
     return _text(body + "\n", status)
 
 
-def method_not_allowed() -> web.Response:
-    """etcd's answer to anything but GET on its read-only endpoints."""
-    response = _go_http_error("Method Not Allowed", 405)
-    response.headers["Allow"] = "GET"
+def method_not_allowed(allow: str = "GET") -> web.Response:
+    """etcd's answer to a method its endpoint does not take."""
+    response = go_http_error("Method Not Allowed", 405)
+    response.headers["Allow"] = allow
     return response
+
+
+async def not_found(request: web.Request) -> web.Response:
+    """Go's http.NotFound, for paths etcd's muxes do not serve."""
+    return go_http_error("404 page not found", 404)
 
 
 def json_response(value: object, headers: dict[str, str] | None = None, *, newline: bool = False
@@ -170,7 +175,7 @@ class Endpoints:
             return _text(body, nosniff=False)  # etcd writes it plainly; Go sniffs text/plain
         self.metrics.health_failures.inc()
         log.warn("/health error", output=body, **{"status-code": 503})
-        return _go_http_error(body, 503)
+        return go_http_error(body, 503)
 
     async def run_checks(self, kind: str, checks: dict[str, Check], names: Sequence[str],
                          verbose: bool) -> web.Response:
@@ -191,7 +196,7 @@ class Endpoints:
         report = "".join(lines)
         if failed:
             log.error("Health check error", path=f"/{kind}", reason=report, **{"status-code": 503})
-            return _go_http_error(report, 503)
+            return go_http_error(report, 503)
         return _text((report if verbose else "") + "ok\n")
 
     def checks_handler(self, kind: str, checks: dict[str, Check]

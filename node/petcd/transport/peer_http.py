@@ -4,8 +4,10 @@
   `{"id":<uint64 number>,"peerURLs":[..],"isLearner":true?,"name":"..","clientURLs":[..]}` (the last
   three left out when empty/false), header `X-Etcd-Cluster-ID: <hex>`. A member joining with
   `--initial-cluster-state existing` reads it to learn its ID and the cluster ID.
+- `POST /members/promote/<decimal id>` -> the leader promotes that learner (a follower asked to
+  promote forwards here); 200 with the new member list, or etcd's 404/412 and error text.
 - `GET /version` -> `{"etcdserver":"..","etcdcluster":".."}`.
-Other methods are 405 with `Allow: GET`, as etcd answers.
+Other methods are 405 with `Allow`, other paths Go's `404 page not found`, as etcd answers.
 
 petcd's own peer traffic never goes through an HTTP proxy: the client ignores http_proxy and friends.
 """
@@ -13,14 +15,14 @@ petcd's own peer traffic never goes through an HTTP proxy: the client ignores ht
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
 
-from petcd.api.http import json_response, method_not_allowed
+from petcd.api.http import go_http_error, json_response, method_not_allowed, not_found
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,46 @@ class PeerInfo(Protocol):
     def versions(self) -> tuple[str, str]: ...
 
 
-def build_peer_app(info: PeerInfo) -> web.Application:
+class PromoteError(Exception):
+    """A promotion the leader refused: etcd's HTTP status for it and its error text."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# The leader's MemberPromote: the members after the change, or PromoteError (404 unknown member, 412
+# not a learner / learner not in sync, as etcd answers).
+Promote = Callable[[int], Awaitable[Sequence[MemberInfo]]]
+MAX_UINT64 = 2**64 - 1
+
+
+def build_peer_app(info: PeerInfo, promote: Promote | None = None) -> web.Application:
+    def cluster_header() -> dict[str, str]:
+        return {"X-Etcd-Cluster-ID": f"{info.cluster_id():x}"}
+
     async def members(request: web.Request) -> web.Response:
         if request.method != "GET":
             return method_not_allowed()
-        return json_response([member.to_json() for member in info.members()],
-                             {"X-Etcd-Cluster-ID": f"{info.cluster_id():x}"}, newline=True)
+        return json_response([member.to_json() for member in info.members()], cluster_header(), newline=True)
+
+    async def promote_member(request: web.Request) -> web.Response:
+        if request.method != "POST":
+            return method_not_allowed("POST")
+        text = request.match_info["id"]
+        response: web.Response
+        if not text.isdigit() or int(text) > MAX_UINT64 or promote is None:
+            response = go_http_error(f"member {text} not found in cluster", 404)
+        else:
+            try:
+                after = await promote(int(text))
+            except PromoteError as exc:
+                response = go_http_error(exc.message, exc.status)
+            else:
+                response = json_response([m.to_json() for m in after], newline=True)
+        response.headers.update(cluster_header())
+        return response
 
     async def version(request: web.Request) -> web.Response:
         if request.method != "GET":
@@ -74,7 +110,9 @@ def build_peer_app(info: PeerInfo) -> web.Application:
 
     app = web.Application()
     app.router.add_route("*", "/members", members)
+    app.router.add_route("*", "/members/promote/{id:.*}", promote_member)
     app.router.add_route("*", "/version", version)
+    app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 
 
@@ -101,3 +139,21 @@ async def fetch_cluster_info(peer_urls: Sequence[str], timeout: float = 5.0
             except (aiohttp.ClientError, TimeoutError, KeyError, ValueError, TypeError):
                 continue
     raise ClusterInfoError("could not retrieve cluster information from the given URLs")
+
+
+async def promote_on_peer(peer_urls: Sequence[str], member_id: int, timeout: float = 10.0
+                          ) -> tuple[MemberInfo, ...]:
+    """Ask the leader (at `peer_urls`) to promote a learner, as an etcd follower does; the members after
+    the change. PromoteError carries the leader's refusal; ClusterInfoError when no URL answers."""
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    async with aiohttp.ClientSession(timeout=client_timeout, trust_env=False) as session:
+        for url in peer_urls:
+            try:
+                async with session.post(f"{url.rstrip('/')}/members/promote/{member_id}") as response:
+                    body = await response.read()
+            except (aiohttp.ClientError, TimeoutError):
+                continue
+            if response.status != 200:
+                raise PromoteError(response.status, body.decode("utf-8", "replace").rstrip("\n"))
+            return tuple(MemberInfo.from_json(item) for item in json.loads(body))
+    raise ClusterInfoError("could not reach the leader's peer URLs to promote the member")
