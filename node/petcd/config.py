@@ -765,6 +765,8 @@ def validate(config: Config) -> None:
     """etcd's embed.Config.Validate (order and wording kept), plus petcd's loopback check."""
     if config.proxy != "off":
         raise ConfigError(f"--proxy={config.proxy}: etcd's v2 proxy mode is not supported by petcd")
+    if config.logger == "capnslog":
+        raise ConfigError("--logger=capnslog is removed in v3.5")
     if config.logger != "zap":
         raise ConfigError(f'unknown logger option "{config.logger}"')
     if config.log_level not in LOG_LEVELS:

@@ -135,7 +135,8 @@ CONFIG_ERRORS = [
     (["--auto-compaction-mode", "foo"], 'unknown auto-compaction-mode "foo"'),
     (["--auto-compaction-retention", "abc"],
      'error parsing CompactionRetention: time: invalid duration "abc"'),
-    (["--logger", "capnslog"], 'unknown logger option "capnslog"'),
+    (["--logger", "capnslog"], "--logger=capnslog is removed in v3.5"),
+    (["--logger", "foo"], 'unknown logger option "foo"'),
     (["--log-level", "loud"], 'unknown level "loud"'),
     (["--listen-client-urls", "https://127.0.0.1:12379", "--advertise-client-urls", "https://127.0.0.1:12379"],
      "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:12379 with "
