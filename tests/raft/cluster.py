@@ -97,6 +97,7 @@ class Member:
         storage.append(self.disk.entries)
         storage.set_hard_state(self.disk.hard_state)
         self.storage = storage
+        self.unadvanced: Ready | None = None
         self.kv: dict[str, str] = json.loads(snapshot.data) if snapshot.data else {}
         self.applied_index = snapshot.metadata.index
         self.conf_state = snapshot.metadata.conf_state
@@ -118,8 +119,14 @@ class Member:
     def is_leader(self) -> bool:
         return self.node.raft.role == Role.LEADER
 
-    def handle_ready(self, on_apply: Callable[[Member, Entry], None] | None = None) -> Ready | None:
-        """Persist, apply and advance one Ready; the caller sends its messages. None if nothing was ready."""
+    def handle_ready(self, on_apply: Callable[[Member, Entry], None] | None = None,
+                     advance: bool = True) -> Ready | None:
+        """Persist, apply and advance one Ready; the caller sends its messages. None if nothing was ready.
+        With `advance=False` the Ready is acknowledged only at the next call, so the node may be stepped
+        in between, as an asynchronous shell does while it waits for its disk."""
+        if self.unadvanced is not None:
+            self.node.advance(self.unadvanced)
+            self.unadvanced = None
         if not self.node.has_ready():
             return None
         ready = self.node.ready()
@@ -142,7 +149,10 @@ class Member:
             if on_apply is not None:
                 on_apply(self, entry)
         self.read_states.extend(ready.read_states)
-        self.node.advance(ready)
+        if advance:
+            self.node.advance(ready)
+        else:
+            self.unadvanced = ready
         return ready
 
     def _apply(self, entry: Entry) -> None:

@@ -61,6 +61,7 @@ class SimConfig:
     reboot: float = 0.01  # crash and restart at once
     isolate_leader: float = 0.004
     flush_at_once: float = 0.8  # else a member's Ready waits for a later step
+    defer_advance: float = 0.15  # a handled Ready is acknowledged (advance) only at a later step
     max_in_flight: int = 300
     election_tick: int = 10
     max_size_per_msg: int = 120  # small, so appends are split into several messages
@@ -177,6 +178,7 @@ class Simulation:
         self.step_number = 0
         self.dirty: set[int] = set()  # members with a Ready not yet handled
         self.flush_now = True
+        self.defer_advance = False
 
     def note(self, text: str) -> None:
         self.trace.append(f"{self.step_number:>5} {text}")
@@ -214,8 +216,9 @@ class Simulation:
                 previous_term = raft.raft_log.zero_term_on_compacted(entries_before[0].index - 1)
             old = member.disk.hard_state
             voters = raft.tracker.voters  # the configuration the leader counted in, before applying
-            ready = member.handle_ready(self._on_apply)
-            assert ready is not None
+            ready = member.handle_ready(self._on_apply, advance=not self.defer_advance)
+            if ready is None:
+                return
             if ready.entries:
                 checker.on_persist(member, ready, previous_term)
             hard = ready.hard_state
@@ -240,6 +243,9 @@ class Simulation:
                 self.in_flight.extend(ready.messages)
             if node in self.retired:
                 self.down.add(node)
+                return
+            if self.defer_advance:
+                self.dirty.add(node)  # acknowledged by a later flush; the node may be stepped meanwhile
                 return
 
     def _on_apply(self, member: Member, entry: Entry) -> None:
@@ -287,6 +293,9 @@ class Simulation:
             self.members[frm].node.report_snapshot(to, not lost)
             self.touch(frm)
         if lost:
+            if message.type == MessageType.MsgApp and frm not in self.down and (frm, to) in self.cut:
+                self.members[frm].node.report_unreachable(to)  # the transport could not connect
+                self.touch(frm)
             return
         if frm in self.removed_by[to]:
             # A peer refuses a removed member's messages, and the removed member shuts down.
@@ -347,14 +356,14 @@ class Simulation:
             leader.propose_conf_change(change)
         self.touch(leader.id)
 
-    def transfer(self, a: float) -> None:
-        leader = self.leader()
-        if leader is None:
+    def transfer(self, node: int, a: float) -> None:
+        """Ask `node` (the leader, or a follower that forwards the request) to hand leadership over."""
+        if not node:
             return
-        voters = leader.raft.tracker.conf_state().voters
-        target = voters[int(a * len(voters))]
-        leader.node.transfer_leader(target)
-        self.touch(leader.id)
+        voters = self.members[node].raft.tracker.conf_state().voters
+        if voters:
+            self.members[node].node.transfer_leader(voters[int(a * len(voters))])
+            self.touch(node)
 
     def partition(self, a: float) -> None:
         nodes = self.alive()
@@ -376,6 +385,7 @@ class Simulation:
         if self.step_number in self.skip:
             return
         self.flush_now = d < self.config.flush_at_once
+        self.defer_advance = d < self.config.defer_advance
         if self.dirty and d > 0.9:
             for dirty in sorted(self.dirty):
                 if dirty not in self.down:
@@ -449,8 +459,8 @@ class Simulation:
         self.change_membership(b, c)
 
     def _act_transfer(self, node: int, b: float, c: float) -> None:
-        self.note("transfer leadership")
-        self.transfer(b)
+        self.note(f"transfer leadership via {node}")
+        self.transfer(node, b)
 
     def _act_reboot(self, node: int, b: float, c: float) -> None:
         if node:
@@ -490,6 +500,7 @@ class Simulation:
         """Heal everything, then require a leader and a committed proposal within LIVENESS_TICKS."""
         self.cut.clear()
         self.flush_now = True
+        self.defer_advance = False
         for node in sorted(self.down - self.retired):
             self.restart(node)
         marker = b"liveness=probe"
