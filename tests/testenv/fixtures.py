@@ -103,6 +103,29 @@ class KubeCluster:
         assert scheme == "process", f"{namespace}/{name} is not run by a process kubelet (or not running)"
         return int(pid)
 
+    def container_environment(
+        self, namespace: str, name: str, container: str | None = None
+    ) -> dict[str, str]:
+        """The environment of the container's program: the child of the kubelet's shim that carries
+        the container's variables (not the shim's `mount` runs, nor a child not yet exec'd)."""
+        shim = self.container_pid(namespace, name, container)
+        found: dict[str, str] = {}
+
+        def program_started() -> bool:
+            for child in Path(f"/proc/{shim}/task/{shim}/children").read_text().split():
+                try:
+                    entries = Path(f"/proc/{child}/environ").read_text().split("\0")
+                except OSError:
+                    continue
+                environ = dict(entry.split("=", 1) for entry in entries if "=" in entry)
+                if "KUBERNETES_SERVICE_HOST" in environ:
+                    found.update(environ)
+                    return True
+            return False
+
+        wait_for(program_started, 60, f"the program of {namespace}/{name} to start")
+        return found
+
     def exec_in_container(
         self,
         namespace: str,

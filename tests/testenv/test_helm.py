@@ -23,10 +23,8 @@ def test_helm_install_runs_the_chart_and_uninstall_removes_it(
     assert deployment["status"].get("availableReplicas") == 1
     (pod,) = api.items(f"/api/v1/namespaces/{namespace}/pods")
     # The container got the ConfigMap (envFrom) the chart rendered, and answers on its Pod IP.
-    pid = int(pod["status"]["containerStatuses"][0]["containerID"].split("://")[1])
-    environ = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    child_env = Path(f"/proc/{environ[0]}/environ").read_bytes().split(b"\0")
-    assert b"GREETING=hello from helm" in child_env
+    environment = kube_cluster.container_environment(namespace, pod["metadata"]["name"])
+    assert environment["GREETING"] == "hello from helm"
     endpoint = f"http://{pod['status']['podIP']}:2379"
     health = kube_cluster.exec_in_pod(
         namespace, pod["metadata"]["name"], ["etcdctl", "--endpoints", endpoint, "endpoint", "health"]

@@ -41,21 +41,6 @@ def container_status(cluster: KubeCluster, namespace: str, name: str) -> Obj:
     return statuses[0]
 
 
-def program_environment(shim_pid: int) -> dict[str, str]:
-    """The environment of the container's program (the child of the kubelet's shim)."""
-    children = Path(f"/proc/{shim_pid}/task/{shim_pid}/children")
-
-    def program_started() -> bool:
-        # Between fork and exec the child is still a copy of the shim, with the shim's environment.
-        found = children.read_text().split()
-        return bool(found) and "shim.py" not in Path(f"/proc/{found[0]}/cmdline").read_text()
-
-    wait_for(program_started, WAIT, "the container's program to start")
-    child = children.read_text().split()[0]
-    entries = Path(f"/proc/{child}/environ").read_text().split("\0")
-    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
-
-
 def test_env_volumes_identity_and_dns_config(kube_cluster: KubeCluster, namespace: str) -> None:
     create(
         kube_cluster,
@@ -93,7 +78,7 @@ def test_env_volumes_identity_and_dns_config(kube_cluster: KubeCluster, namespac
     running = kube_cluster.wait_pod(namespace, "env", timeout=WAIT)
     pod_ip = running["status"]["podIP"]
 
-    environ = program_environment(kube_cluster.container_pid(namespace, "env"))
+    environ = kube_cluster.container_environment(namespace, "env")
     assert environ.get("POD_NAME") == "env", environ
     assert environ["POD_IP"] == pod_ip
     assert environ["POD_NAMESPACE"] == namespace
@@ -227,6 +212,8 @@ def test_claims_outlive_pods_and_go_with_their_claim(kube_cluster: KubeCluster, 
     bound = kube_cluster.api.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/data")
     volume = kube_cluster.api.get(f"/api/v1/persistentvolumes/{bound['spec']['volumeName']}")
     directory = Path(volume["spec"]["hostPath"]["path"])
+    # The claim is the PersistentVolume's directory; wait for the write (Ready means started, not done).
+    wait_for(lambda: (directory / "file").exists(), WAIT, "the writer to write")
     kube_cluster.api.delete(f"/api/v1/namespaces/{namespace}/pods/writer")
     wait_for(lambda: kube_cluster.pod(namespace, "writer") is None, WAIT, "the writer pod to go")
 

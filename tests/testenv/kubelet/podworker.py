@@ -19,7 +19,7 @@ from testenv.kubelet.containers import ContainerRun, now_rfc3339
 from testenv.kubelet.podenv import PodContext, container_env, expand
 from testenv.kubelet.probes import ProbeState, ProbeTarget
 from testenv.kubelet.status import ConditionClock, ContainerView, pod_status
-from testenv.kubelet.volumes import container_mounts, materialize
+from testenv.kubelet.volumes import container_mounts, generated, materialize
 from testenv.network import PodNetworkLayout
 
 Obj = dict[str, Any]
@@ -28,6 +28,8 @@ BACKOFF_START = 1.0
 BACKOFF_CAP = 16.0
 STABLE_RUN_SECONDS = 60.0
 DEFAULT_GRACE = 30.0
+# Like a real kubelet's sync period: tokens are renewed and ConfigMap/Secret edits appear.
+VOLUME_REFRESH_SECONDS = 60.0
 PROBE_KINDS = {"startup": "startupProbe", "readiness": "readinessProbe", "liveness": "livenessProbe"}
 
 
@@ -61,6 +63,7 @@ class PodWorker:
         self.runs = {c["name"]: ContainerRun(c["name"]) for c in pod["spec"]["containers"]}
         self.init_runs = {c["name"]: ContainerRun(c["name"]) for c in pod["spec"].get("initContainers", [])}
         self.volume_paths: dict[str, Path] | None = None
+        self.next_refresh = time.monotonic() + VOLUME_REFRESH_SECONDS
         self.envs: dict[str, dict[str, str]] = {}
         self.message = ""
         self.clock = ConditionClock()
@@ -135,6 +138,8 @@ class PodWorker:
             return True
         if self.volume_paths is None and not self._materialize_volumes():
             return True
+        if time.monotonic() >= self.next_refresh:
+            self._refresh_volumes()
         if not self.init_done:
             self._sync_init_containers()
             if not self.init_done:
@@ -179,6 +184,15 @@ class PodWorker:
             return False
         self.volume_paths = paths
         return True
+
+    def _refresh_volumes(self) -> None:
+        self.next_refresh = time.monotonic() + VOLUME_REFRESH_SECONDS
+        for volume in self.pod["spec"].get("volumes", []):
+            if generated(volume):
+                try:
+                    materialize(volume, self.dir, self.context(), self.node.sources)
+                except images.ImageError as error:
+                    log.warning("pod %s volume %s not refreshed: %s", self.name, volume["name"], error)
 
     def _sync_init_containers(self) -> None:
         for spec in self.pod["spec"].get("initContainers", []):

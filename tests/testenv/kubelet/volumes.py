@@ -7,7 +7,6 @@ directory (hostPath or local), which outlives the Pod; hostPath is the host's pa
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,11 +38,19 @@ class Mount:
 
 
 def _write_files(directory: Path, files: dict[str, str], mode: int) -> None:
+    """Make `directory` hold exactly `files`, in place: a container has the directory bind-mounted,
+    so it sees updates (refreshed tokens, changed ConfigMaps) only if the directory itself stays."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for existing in [path for path in directory.rglob("*") if path.is_file()]:
+        if str(existing.relative_to(directory)) not in files:
+            existing.unlink()
     for relative, content in files.items():
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-        path.chmod(mode)
+        staging = path.with_name(f".{path.name}.tmp")
+        staging.write_text(content)
+        staging.chmod(mode)
+        staging.replace(path)
 
 
 def _select(
@@ -145,10 +152,13 @@ def materialize(volume: Obj, pod_dir: Path, context: PodContext, sources: Volume
         mode = int(volume["projected"].get("defaultMode", 0o644))
     else:
         raise ImageError("CreateContainerConfigError", f"volume {name!r}: unsupported volume type")
-    shutil.rmtree(local, ignore_errors=True)
-    local.mkdir(parents=True)
     _write_files(local, files, mode)
     return local
+
+
+def generated(volume: Obj) -> bool:
+    """Whether the kubelet writes the volume's content (and so refreshes it while the Pod runs)."""
+    return any(kind in volume for kind in ("configMap", "secret", "downwardAPI", "projected"))
 
 
 def container_mounts(container: Obj, volume_paths: dict[str, Path]) -> list[Mount]:
