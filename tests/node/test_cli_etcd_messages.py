@@ -92,12 +92,24 @@ CASES: list[tuple[str, list[str], dict[str, str]]] = [
 ]
 
 
+@pytest.fixture(params=["etcd34", "etcd35"])
+def etcd_program(request: pytest.FixtureRequest) -> str:
+    """Debian's etcd 3.4 and, where it is built, etcd 3.5: petcd must say what both say."""
+    from harness import IMPLEMENTATIONS
+
+    implementation = IMPLEMENTATIONS[request.param]
+    implementation.require()
+    return implementation.argv[0]
+
+
 @pytest.mark.parametrize(("argv", "env"), [(a, e) for _, a, e in CASES], ids=[c[0] for c in CASES])
-def test_refusals_match_etcd(argv: list[str], env: dict[str, str], tmp_path: Path) -> None:
+def test_refusals_match_etcd(argv: list[str], env: dict[str, str], tmp_path: Path, etcd_program: str) -> None:
+    if env and "3.5" in etcd_program and "--name" in argv:
+        pytest.skip("etcd 3.5 moved the shadowed variable's name out of the message into a log field")
     (tmp_path / "etcd").mkdir()
     (tmp_path / "petcd").mkdir()
     zap = ["--logger", "zap"] if "--logger" not in argv else []
-    etcd = run([str(ETCD), *argv, *zap], tmp_path / "etcd", env)
+    etcd = run([etcd_program, *argv, *zap], tmp_path / "etcd", env)
     petcd = run([sys.executable, "-m", "petcd.cli", *argv], tmp_path / "petcd", env)
     assert petcd.returncode == etcd.returncode, (etcd.stderr, petcd.stderr)
     assert petcd_error(petcd) == etcd_error(etcd)
@@ -123,11 +135,11 @@ BOOTSTRAP_CASES: list[tuple[str, list[str]]] = [
 
 
 @pytest.mark.parametrize("argv", [a for _, a in BOOTSTRAP_CASES], ids=[c[0] for c in BOOTSTRAP_CASES])
-def test_bootstrap_refusals_match_etcd(argv: list[str], tmp_path: Path) -> None:
+def test_bootstrap_refusals_match_etcd(argv: list[str], tmp_path: Path, etcd_program: str) -> None:
     (tmp_path / "etcd").mkdir()
     (tmp_path / "petcd").mkdir()
     listeners = bootstrap_flags()
-    etcd = run([str(ETCD), *argv, *listeners, "--logger", "zap"], tmp_path / "etcd", {})
+    etcd = run([etcd_program, *argv, *listeners, "--logger", "zap"], tmp_path / "etcd", {})
     petcd = run([sys.executable, "-m", "petcd.cli", *argv, *listeners], tmp_path / "petcd", {})
     assert (etcd.returncode, petcd.returncode) == (1, 1), (etcd.stderr, petcd.stderr)
     assert petcd_error(petcd) == etcd_error(etcd)
