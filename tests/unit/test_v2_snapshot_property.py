@@ -56,7 +56,7 @@ def test_restored_member_answers_the_rest_of_the_log_alike(
     assert restored.save() == running.save()
     assert restored.has_ttl_keys() == running.has_ttl_keys()
     for since in range(1, running.index + 1):
-        outcomes = []
+        outcomes: list[object] = []
         for store in (running, restored):
             try:
                 watcher = store.watch(watch_path, recursive=True, since_index=since)
