@@ -192,6 +192,7 @@ SCRIPT: list[tuple[str, str, dict[str, str] | None]] = [
     ("PUT", "/v2/keys/esc", {"value": "<a href='x'>&</a> ü"}),
     ("GET", "/v2/keys/esc", None),
     ("PATCH", "/v2/keys/site", None),
+    ("OPTIONS", "/v2/keys/site", None),
     ("PUT", "/v2/keys/sp%20ace/%C3%BC", {"value": "encoded"}),
     ("GET", "/v2/keys/sp%20ace/", None),
     ("GET", "/v2/keys/sp%20ace?recursive=true", None),
@@ -343,6 +344,8 @@ def test_stats_and_members_shapes_like_etcd(etcd_v2: Member, petcd_v2: InProcess
             "self-stats": _shape(json.loads(call(url, "GET", "/v2/stats/self").body)),
             "leader-stats": list(json.loads(call(url, "GET", "/v2/stats/leader").body)),
             "machines": call(url, "GET", "/v2/machines").headers.get("Content-Type"),
+            "preflight": [(a.status, a.body, a.headers.get("Access-Control-Allow-Methods")) for a in (
+                call(url, "OPTIONS", p) for p in ("/v2/members", "/v2/stats/self", "/v2/machines"))],
         }
 
     assert shapes(petcd_v2.url) == shapes(etcd_v2.client_url)

@@ -116,12 +116,30 @@ class V2Backend(Protocol):
 def add_v2_routes(app: web.Application, backend: V2Backend) -> None:
     """Mount the v2 API on `app` (the client port's HTTP/1.1 application)."""
     handlers = _Handlers(backend)
-    app.router.add_route("*", KEYS_PREFIX + "{key:(/.*)?}", handlers.keys)
-    app.router.add_route("*", MEMBERS_PREFIX + "{rest:(/.*)?}", handlers.members)
-    app.router.add_route("*", "/v2/machines", handlers.machines)
-    app.router.add_route("*", "/v2/stats/store", handlers.store_stats)
-    app.router.add_route("*", "/v2/stats/self", handlers.self_stats)
-    app.router.add_route("*", "/v2/stats/leader", handlers.leader_stats)
+    routes: dict[str, Handler] = {
+        KEYS_PREFIX + "{key:(/.*)?}": handlers.keys,
+        MEMBERS_PREFIX + "{rest:(/.*)?}": handlers.members,
+        "/v2/machines": handlers.machines,
+        "/v2/stats/store": handlers.store_stats,
+        "/v2/stats/self": handlers.self_stats,
+        "/v2/stats/leader": handlers.leader_stats,
+    }
+    for path, handler in routes.items():
+        app.router.add_route("*", path, _answering_preflight(handler))
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _answering_preflight(handler: Handler) -> Handler:
+    """etcd's CORS wrapper answers OPTIONS itself: 200, empty, with the CORS headers."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.method == "OPTIONS":
+            return web.Response(status=200, headers=_CORS)
+        return await handler(request)
+
+    return handle
 
 
 # ---- response helpers ---------------------------------------------------------------------------
