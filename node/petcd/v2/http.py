@@ -187,7 +187,7 @@ class _Handlers:
         self.backend = backend
 
     def _cluster_header(self) -> dict[str, str]:
-        return {"X-Etcd-Cluster-ID": f"{self.backend.cluster_id():x}"}
+        return {"X-Etcd-Cluster-Id": f"{self.backend.cluster_id():x}"}
 
     def _raft_headers(self) -> dict[str, str]:
         index, term = self.backend.raft_index_term()
