@@ -402,7 +402,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("experimental-distributed-tracing-sampling-rate", Kind.INT, "0",
            "Number of samples to collect per million spans for OpenTelemetry Tracing.", section=_X),
     Option("proxy", Kind.CHOICE, "off",
-           "Proxy mode setting ('off', 'readonly' or 'on').", ('off', 'readonly', 'on'), section=_P2),
+           "Proxy mode setting ('off', 'readonly' or 'on').", ("off", "readonly", "on"), section=_P2),
     Option("proxy-failure-wait", Kind.UINT, "5000",
            "Time (in milliseconds) an endpoint will be held in a failed state.", section=_P2),
     Option("proxy-refresh-interval", Kind.UINT, "30000",
@@ -1121,13 +1121,13 @@ def help_text(program: str = "petcd") -> str:
         "    Path to the server configuration file. Note that if a configuration file is provided, other "
         "command line flags and environment variables will be ignored.", "",
     ]
-    section = ""
-    for option in OPTIONS:
-        if option.section != section:
-            section = option.section
-            lines += ["", f"{section}:"]
-        default = "${name}.etcd" if option.name == "data-dir" else option.default
-        lines += [f"  --{option.name} '{default}'", f"    {option.help}"]
+    sections = list(dict.fromkeys(option.section for option in OPTIONS))  # in order of appearance
+    for section in sections:
+        lines += ["", f"{section}:"]
+        for option in OPTIONS:
+            if option.section == section:
+                default = "${name}.etcd" if option.name == "data-dir" else option.default
+                lines += [f"  --{option.name} '{default}'", f"    {option.help}"]
     lines += ["", "Every flag can also be given as an environment variable: --initial-cluster-token is "
               "ETCD_INITIAL_CLUSTER_TOKEN."]
     return "\n".join(lines) + "\n"

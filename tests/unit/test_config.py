@@ -417,6 +417,9 @@ def test_help_lists_every_flag_with_its_default() -> None:
     for option in config.OPTIONS:
         assert f"  --{option.name} '" in text
     assert "--data-dir '${name}.etcd'" in text
+    headers = [line for line in text.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert headers[0] == "Usage:"
+    assert len(headers) == len(set(headers))  # each section once
 
 
 def test_help_and_version_commands() -> None:
