@@ -121,6 +121,9 @@ def check_startable(cfg: config.Config) -> None:
     unserved = unserved_settings(cfg)
     if unserved:
         raise config.ConfigError(f"TLS is not supported by this petcd version yet ({', '.join(unserved)})")
+    if cfg.listen_client_http_urls:
+        raise config.ConfigError("--listen-client-http-urls is not supported by this petcd version yet; "
+                                 "--listen-client-urls serves HTTP and gRPC on one port")
     if not has_data(cfg) and not cfg.discovery_srv:
         cfg.verify_bootstrap()
 

@@ -139,3 +139,11 @@ def test_the_same_port_for_clients_and_peers_is_refused(tmp_path: Path,
     status, _, err = run(flags, capsys)
     assert status == 1
     assert err.splitlines()[-1] == f"petcd: listen tcp 127.0.0.1:{port}: bind: address already in use"
+
+
+def test_unserved_http_only_client_urls_are_refused(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(["--data-dir", str(tmp_path / "d"), "--listen-client-http-urls", "http://127.0.0.1:1"],
+                         capsys)
+    assert status == 1
+    assert "--listen-client-http-urls is not supported by this petcd version yet" in err.splitlines()[-1]
