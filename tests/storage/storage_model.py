@@ -176,8 +176,13 @@ class Model:
             if isinstance(op, PutRequest):
                 self._check_put(state, op)
         for op in ops:
+            # etcd's checkRequestRange compares the raw revision: inside a txn a negative one is
+            # "compacted" once anything was compacted (a plain Range treats it as "now")
             if isinstance(op, RangeRequest) and op.revision:
-                self._check_revision(op.revision)
+                if op.revision > self.revision:
+                    raise FutureRevisionError()
+                if op.revision < self.compacted:
+                    raise CompactedError()
 
     def txn(self, req: TxnRequest) -> TxnResult:
         before = self.state

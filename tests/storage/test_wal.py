@@ -72,7 +72,8 @@ def test_entries_after_a_chosen_snapshot_marker(tmp_path: Path) -> None:
     w.save(None, entries(6, 8), sync=True)
     w.save_snapshot(7, 1)
     w.close()
-    _, state = WAL.open(tmp_path)
+    w, state = WAL.open(tmp_path)
+    w.close()
     assert state.snapshot == WalSnapshot(7, 1) and [e.index for e in state.entries] == [8]
     assert state.snapshots == [WalSnapshot(0, 0), WalSnapshot(3, 1), WalSnapshot(7, 1)]
     _, older = WAL.open(tmp_path, snapshot_index=3)
@@ -199,3 +200,11 @@ def test_any_torn_write_keeps_every_synced_batch(
     got = [e.index for e in state.entries]
     assert got[:synced_index] == list(range(1, synced_index + 1))
     assert len(got) <= synced_index + 2
+
+
+def test_a_wal_in_use_cannot_be_opened_twice(tmp_path: Path) -> None:
+    w = WAL.create(tmp_path, META)
+    with pytest.raises(walmod.WalLocked, match="in use by another process"):
+        WAL.open(tmp_path)
+    w.close()
+    WAL.open(tmp_path)[0].close()

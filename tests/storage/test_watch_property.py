@@ -1,7 +1,8 @@
 """Property test of the watch hub: with writes, catch-up rounds, cancels and compactions interleaved at
 random, every watcher gets exactly the events of its range from its start revision, in order, without
 gaps or duplicates — or, when history it still needed was compacted, a prefix and then the compact
-revision."""
+revision. (The one loss etcd also has: a DELETE at exactly a compaction revision, read from history
+after that compaction.)"""
 
 from __future__ import annotations
 
@@ -91,6 +92,7 @@ def test_every_watcher_sees_its_history_exactly(
     sid = hub.open_stream()
     log: list[Event] = []
     watched: dict[int, Watched] = {}
+    compactions: set[int] = set()
 
     def deliver(out: dict[int, list[Any]]) -> None:
         for resp in out.get(sid, []):
@@ -118,6 +120,7 @@ def test_every_watcher_sees_its_history_exactly(
                 watched[arg].canceled = True
             elif name == "compact" and store.compact_revision < arg <= store.current_revision:
                 store.compact(arg)
+                compactions.add(arg)
         for _ in range(1000):
             if not hub.has_unsynced:
                 break
@@ -134,7 +137,14 @@ def test_every_watcher_sees_its_history_exactly(
                 and not (e.type == EventType.DELETE and FilterType.NODELETE in c.filters)
             ]
             got = [(e.type, e.kv) for e in w.got]
-            want = [(e.type, e.kv) for e in wanted]
+            # as in etcd, compacting at C drops a tombstone written at C: a watcher that reads revision C
+            # from history afterwards never sees that DELETE
+            want = [
+                (e.type, e.kv)
+                for e in wanted
+                if not (e.type == EventType.DELETE and e.kv.mod_revision in compactions)
+                or (e.type, e.kv) in got
+            ]
             if w.ended:
                 assert got == want[: len(got)]
             else:

@@ -8,6 +8,7 @@ there; a bad record anywhere else raises WalCorrupted naming the file and offset
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import struct
@@ -315,6 +316,7 @@ class WAL:
     def _reopen_tail(self, end: int) -> None:
         path = self._segments[-1][2]
         self._fd = os.open(path, os.O_RDWR)
+        _lock(self._fd, path)
         size = os.fstat(self._fd).st_size
         if end < size:  # cut a torn tail and zero what follows, then write from there
             os.ftruncate(self._fd, end)
@@ -326,6 +328,7 @@ class WAL:
         path = self.dir / segment_name(seq, first_index)
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        _lock(fd, path)
         _preallocate(fd, self.segment_size)
         parts = []
         rec, crc = _frame(CRC, _CRC.pack(self._crc), self._crc)
@@ -354,6 +357,19 @@ class WAL:
         os.ftruncate(self._fd, self._offset)  # drop the unused preallocated tail of the full segment
         os.fsync(self._fd)
         self._start_segment(self._segments[-1][0] + 1, self._last_index + 1)
+
+
+def _lock(fd: int, path: Path) -> None:
+    """The segment being written is locked, so a second process on the same WAL fails at once."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise WalLocked(f"wal: {path} is in use by another process") from None
+
+
+class WalLocked(RuntimeError):
+    pass
 
 
 def _last_entry_index(records: list[_Record]) -> int:
