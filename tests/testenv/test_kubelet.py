@@ -41,6 +41,10 @@ def container_status(cluster: KubeCluster, namespace: str, name: str) -> Obj:
     return statuses[0]
 
 
+def exists(cluster: KubeCluster, namespace: str, name: str, path: str) -> bool:
+    return cluster.exec_in_container(namespace, name, ["test", "-e", path]).returncode == 0
+
+
 def test_env_volumes_identity_and_dns_config(kube_cluster: KubeCluster, namespace: str) -> None:
     create(
         kube_cluster,
@@ -99,6 +103,7 @@ def test_env_volumes_identity_and_dns_config(kube_cluster: KubeCluster, namespac
     assert inside("cat", "/var/run/secrets/kubernetes.io/serviceaccount/namespace") == namespace
     assert f"search {namespace}.svc.cluster.local" in inside("cat", "/etc/resolv.conf")
     assert f"{pod_ip}\tenv.sub.{namespace}.svc.cluster.local env" in inside("cat", "/etc/hosts")
+    wait_for(lambda: exists(kube_cluster, namespace, "env", "/scratch/argument"), WAIT, "the script to run")
     assert inside("cat", "/scratch/argument") == "env-suffix\n"
     assert inside("sh", "-c", "echo written > /scratch/f && cat /scratch/f") == "written\n"
     read_only = kube_cluster.exec_in_container(
@@ -189,9 +194,19 @@ def test_unknown_image_is_refused_with_a_reason(kube_cluster: KubeCluster, names
 
 
 def test_termination_grace_then_kill(kube_cluster: KubeCluster, namespace: str) -> None:
-    stubborn = shell("c", "trap '' TERM; while true; do sleep 1; done")
-    create(kube_cluster, namespace, "pods", pod("stubborn", [stubborn], terminationGracePeriodSeconds=2))
+    script = "trap '' TERM; touch /marks/trapped; while true; do sleep 1; done"
+    stubborn = shell("c", script, volumeMounts=[{"name": "marks", "mountPath": "/marks"}])
+    volumes = [{"name": "marks", "emptyDir": {}}]
+    create(
+        kube_cluster,
+        namespace,
+        "pods",
+        pod("stubborn", [stubborn], terminationGracePeriodSeconds=2, volumes=volumes),
+    )
     kube_cluster.wait_pod(namespace, "stubborn", timeout=WAIT)
+    wait_for(
+        lambda: exists(kube_cluster, namespace, "stubborn", "/marks/trapped"), WAIT, "SIGTERM to be ignored"
+    )
     pid = kube_cluster.container_pid(namespace, "stubborn")
     kube_cluster.api.delete(f"/api/v1/namespaces/{namespace}/pods/stubborn")
     wait_for(lambda: kube_cluster.pod(namespace, "stubborn") is None, WAIT, "the pod to be removed")

@@ -21,6 +21,7 @@ from testenv.processes import kill_group
 Obj = dict[str, Any]
 SHIM = Path(__file__).with_name("shim.py")
 UNKNOWN_EXIT = 137
+SHIM_START_SECONDS = 10.0
 
 
 def now_rfc3339() -> str:
@@ -116,8 +117,9 @@ class ContainerRun:
         workdir: str,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        exit_file = directory / "exit"
+        exit_file, started_file = directory / "exit", directory / "started"
         exit_file.unlink(missing_ok=True)
+        started_file.unlink(missing_ok=True)
         spec = {
             "argv": list(argv),
             "env": env,
@@ -125,6 +127,7 @@ class ContainerRun:
             "hostname": hostname,
             "workdir": workdir or "/",
             "exit_file": str(exit_file),
+            "started_file": str(started_file),
         }
         spec_file = directory / "spec.json"
         spec_file.write_text(json.dumps(spec))
@@ -149,6 +152,10 @@ class ContainerRun:
                 start_new_session=True,
             )
         self.pid = self.popen.pid
+        # Running means the volumes are mounted and the program started, as on a real node.
+        deadline = time.monotonic() + SHIM_START_SECONDS
+        while not started_file.exists() and self.popen.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.start_ticks = process_start_ticks(self.pid)
         self.started_at = now_rfc3339()
         self.started_monotonic = time.monotonic()

@@ -45,6 +45,7 @@ def main() -> int:
         print(f"exec {spec['argv'][0]}: {error}", file=sys.stderr, flush=True)
         exit_file.write_text("128")
         return 128
+    Path(spec["started_file"]).write_text(str(child.pid))  # mounts done, program running
     code = child.wait()
     status = 128 - code if code < 0 else code
     exit_file.write_text(str(status))
