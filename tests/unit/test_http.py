@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
+import uvloop
 from aiohttp.test_utils import TestClient, TestServer
 from petcd.api.http import MetricsListeners, add_routes, build_app
 from petcd.metrics import Metrics
@@ -189,7 +190,8 @@ def test_metrics_text() -> None:
     serve(MemberState(), scenario)
 
 
-def test_metrics_listener_serves_on_its_own_port() -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_metrics_listener_serves_on_its_own_port(loop: str) -> None:
     async def main() -> None:
         metrics = Metrics("3.5.17")
         listeners = MetricsListeners(build_app(MemberState(), metrics), ["http://127.0.0.1:0"])
@@ -206,4 +208,4 @@ def test_metrics_listener_serves_on_its_own_port() -> None:
         finally:
             await listeners.stop()
 
-    asyncio.run(main())
+    uvloop.run(main()) if loop == "uvloop" else asyncio.run(main())

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import uvloop
 from aiohttp import web
 from petcd.metrics import Metrics
 from petcd.raft.types import (
@@ -112,11 +113,18 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+def run(scenario: Callable[[], Coroutine[Any, Any, None]], loop: str = "asyncio") -> None:
+    """Run a scenario, bounded, on asyncio's loop or on uvloop's (which the server runs on)."""
     async def bounded() -> None:
         await asyncio.wait_for(scenario(), 60)
 
-    asyncio.run(bounded())
+    if loop == "uvloop":
+        uvloop.run(bounded())
+    else:
+        asyncio.run(bounded())
+
+
+LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 
 
 def app(frm: int, to: int, index: int, data: bytes = b"x") -> Message:
@@ -197,7 +205,8 @@ def test_hello_round_trip_and_refusals() -> None:
 # ---------------------------------------------------------------- two members on loopback
 
 
-def test_two_members_exchange_messages_in_order() -> None:
+@LOOPS
+def test_two_members_exchange_messages_in_order(loop: str) -> None:
     async def scenario() -> None:
         a, b = await start_member(1), await start_member(2)
         try:
@@ -219,7 +228,7 @@ def test_two_members_exchange_messages_in_order() -> None:
         finally:
             await stop_members(a, b)
 
-    run(scenario)
+    run(scenario, loop)
 
 
 def test_wrong_cluster_id_is_refused_with_a_clear_log_line(caplog: pytest.LogCaptureFixture) -> None:
@@ -263,7 +272,8 @@ def test_unknown_sender_and_removed_member_are_refused() -> None:
     run(scenario)
 
 
-def test_reconnects_after_the_peer_restarts() -> None:
+@LOOPS
+def test_reconnects_after_the_peer_restarts(loop: str) -> None:
     async def scenario() -> None:
         a, b = await start_member(1), await start_member(2)
         port = b.listener.port
@@ -285,7 +295,7 @@ def test_reconnects_after_the_peer_restarts() -> None:
         finally:
             await stop_members(a, b)
 
-    run(scenario)
+    run(scenario, loop)
 
 
 def test_a_full_queue_drops_and_reports_unreachable() -> None:
@@ -312,7 +322,8 @@ def test_a_full_queue_drops_and_reports_unreachable() -> None:
     run(scenario)
 
 
-def test_snapshot_travels_in_chunks_and_is_acknowledged() -> None:
+@LOOPS
+def test_snapshot_travels_in_chunks_and_is_acknowledged(loop: str) -> None:
     async def scenario() -> None:
         a, b = await start_member(1), await start_member(2)
         data = bytes(range(256)) * (14 * 1024)  # 3.5 MiB: four chunks
@@ -327,7 +338,7 @@ def test_snapshot_travels_in_chunks_and_is_acknowledged() -> None:
         finally:
             await stop_members(a, b)
 
-    run(scenario)
+    run(scenario, loop)
 
 
 def test_snapshot_to_an_unreachable_peer_fails() -> None:
@@ -381,7 +392,8 @@ ACCEPT = encode_frame(Kind.ACCEPT)
                     (1).to_bytes(8, "big") + codec.encode(SAMPLES[3], with_snapshot_data=False))
      + encode_frame(Kind.SNAPSHOT_CHUNK, b"abc"), ACCEPT),
 ])
-def test_garbage_costs_one_connection_only(name: str, data: bytes, answer: bytes) -> None:
+@LOOPS
+def test_garbage_costs_one_connection_only(name: str, data: bytes, answer: bytes, loop: str) -> None:
     async def scenario() -> None:
         a, b = await start_member(1), await start_member(2)
         try:
@@ -395,7 +407,7 @@ def test_garbage_costs_one_connection_only(name: str, data: bytes, answer: bytes
         finally:
             await stop_members(a, b)
 
-    run(scenario)
+    run(scenario, loop)
 
 
 def test_garbage_is_counted_as_a_receive_failure() -> None:
@@ -443,7 +455,8 @@ async def with_peer_http(body: Callable[[Member], Awaitable[None]]) -> None:
         await runner.cleanup()
 
 
-def test_peer_port_serves_members_and_version_over_http() -> None:
+@LOOPS
+def test_peer_port_serves_members_and_version_over_http(loop: str) -> None:
     async def body(member: Member) -> None:
         async with aiohttp.ClientSession() as session:
             async with session.get(member.url + "/members") as response:
@@ -461,7 +474,7 @@ def test_peer_port_serves_members_and_version_over_http() -> None:
             async with session.post(member.url + "/members") as response:
                 assert (response.status, response.headers["Allow"]) == (405, "GET")
 
-    run(lambda: with_peer_http(body))
+    run(lambda: with_peer_http(body), loop)
 
 
 def test_fetch_cluster_info_skips_dead_urls() -> None:
@@ -475,7 +488,8 @@ def test_fetch_cluster_info_skips_dead_urls() -> None:
     run(lambda: with_peer_http(body))
 
 
-def test_raft_and_http_share_the_peer_port() -> None:
+@LOOPS
+def test_raft_and_http_share_the_peer_port(loop: str) -> None:
     async def body(member: Member) -> None:
         a = await start_member(1)
         try:
@@ -488,10 +502,11 @@ def test_raft_and_http_share_the_peer_port() -> None:
         finally:
             await stop_members(a)
 
-    run(lambda: with_peer_http(body))
+    run(lambda: with_peer_http(body), loop)
 
 
-def test_a_peer_that_stops_answering_pings_is_redialled() -> None:
+@LOOPS
+def test_a_peer_that_stops_answering_pings_is_redialled(loop: str) -> None:
     async def scenario() -> None:
         accepted = []
 
@@ -519,7 +534,7 @@ def test_a_peer_that_stops_answering_pings_is_redialled() -> None:
                 writer.close()
             server.close()
 
-    run(scenario)
+    run(scenario, loop)
 
 
 class Leader:

@@ -274,9 +274,10 @@ class MetricsListeners:
             parts = urlsplit(url)
             site = web.TCPSite(self._runner, parts.hostname, parts.port, reuse_address=True)
             await site.start()
-            server = site._server  # aiohttp keeps the bound socket here; needed for port 0
-            if isinstance(server, asyncio.Server) and server.sockets:
-                host, port = server.sockets[0].getsockname()[:2]
+            # aiohttp keeps the bound server here (asyncio's or uvloop's); needed to learn a port 0.
+            sockets = getattr(site._server, "sockets", None)
+            if sockets:
+                host, port = sockets[0].getsockname()[:2]
                 self.addresses.append((host, port))
 
     async def stop(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import cast
 
 from petcd.transport.frames import PREFACE
 from petcd.transport.transport import Transport
@@ -24,8 +25,8 @@ class _Sniffer(asyncio.Protocol):
         self._connection: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._connection = transport
+        # uvloop's transports are not subclasses of asyncio.Transport, but behave as one.
+        self._connection = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         connection = self._connection
@@ -43,8 +44,7 @@ class _Sniffer(asyncio.Protocol):
             return
         connection.set_protocol(protocol)
         protocol.connection_made(connection)
-        assert isinstance(protocol, asyncio.Protocol)
-        protocol.data_received(data)
+        cast(asyncio.Protocol, protocol).data_received(data)
 
     def eof_received(self) -> bool | None:
         return None
