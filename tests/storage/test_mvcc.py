@@ -403,3 +403,12 @@ def test_hash_kv_of_a_fresh_store_reports_no_compaction(store: MVCCStore) -> Non
     whole_db = store.backend.hash()
     put(store, b"b")
     assert store.backend.hash() != whole_db
+
+
+def test_backend_snapshot_in_chunks_equals_the_whole_copy(store: MVCCStore) -> None:
+    for i in range(200):
+        put(store, b"k%d" % i, b"x" * 300)
+    chunks = list(store.backend.snapshot_chunks(chunk_size=4096))
+    assert len(chunks) > 2 and all(len(c) == 4096 for c in chunks[:-1])
+    assert b"".join(chunks) == store.backend.snapshot_bytes()
+    assert not list(store.backend.path.parent.glob("*.stream-*"))

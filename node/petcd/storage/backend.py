@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,18 @@ class Backend:
         try:
             self.snapshot(tmp)
             return tmp.read_bytes()
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def snapshot_chunks(self, chunk_size: int = 32 * 1024) -> Iterator[bytes]:
+        """The consistent copy in chunks (etcd's Snapshot RPC sends 32 KiB blobs), without holding the
+        whole file in memory. The copy is taken when the first chunk is requested."""
+        tmp = self.path.with_name(f"{self.path.name}.stream-{os.getpid()}-{id(self)}")
+        try:
+            self.snapshot(tmp)
+            with open(tmp, "rb") as f:
+                while chunk := f.read(chunk_size):
+                    yield chunk
         finally:
             tmp.unlink(missing_ok=True)
 
