@@ -125,8 +125,8 @@ class Interpreter:
             raft_class = by_slug[opts["variant"]]
         self.cluster = Cluster(
             tuple(ids(opts["voters"])), raft_class=raft_class,
-            pre_vote=opts.get("pre-vote", "true") == "true",  # type: ignore[arg-type]
-            check_quorum=opts.get("check-quorum", "true") == "true",  # type: ignore[arg-type]
+            pre_vote=opts.get("pre-vote", "true") == "true",
+            check_quorum=opts.get("check-quorum", "true") == "true",
             max_size_per_msg=int(opts.get("max-msg-size", 1024 * 1024)),
         )
         self.c.network_filter = self.allowed
