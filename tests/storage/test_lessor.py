@@ -41,8 +41,10 @@ def test_primary_expiry_renew_and_time_to_live(store: MVCCStore) -> None:
     assert lessor.time_to_live(1, now=3.5) == LeaseTimeToLive(1, 6, 10, [])
     assert lessor.expired(now=9.9) == []
     assert lessor.renew(1, now=9.0) == 10
-    assert lessor.expired(now=20.5) == [1, 2]  # soonest expiry first: 1 at 19, 2 at 20
-    assert lessor.expired(now=20.5, limit=1) == [1]
+    assert lessor.expired(now=20.5, limit=1) == [1]  # soonest expiry first: 1 at 19, 2 at 20
+    assert lessor.expired(now=20.5) == [2]
+    assert lessor.expired(now=21.0) == []  # both reported; their revokes are on their way
+    assert lessor.expired(now=23.6) == [1, 2]  # not revoked after the retry interval: again
     with pytest.raises(LeaseNotFoundError):
         lessor.renew(2, now=21.0)  # expired: a keep-alive answers TTL 0
     with pytest.raises(LeaseNotFoundError):

@@ -9,6 +9,7 @@ leader) has finite expiries; followers keep leases until a revoke is applied.
 
 from __future__ import annotations
 
+import heapq
 import math
 import struct
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from petcd.storage.errors import LeaseExistsError, LeaseNotFoundError, LeaseTTLT
 
 MAX_LEASE_TTL = 9_000_000_000
 NO_LEASE = 0
+EXPIRED_RETRY_SECONDS = 3.0  # etcd's expiredLeaseRetryInterval: report an unrevoked lease again
 _ID = struct.Struct(">q")
 _RECORD = struct.Struct(">qq")  # granted TTL, checkpointed remaining TTL
 
@@ -30,6 +32,7 @@ class Lease:
     remaining_ttl: int = 0  # last checkpointed remaining TTL (0 = none)
     expiry: float = math.inf  # monotonic seconds; inf = never (not primary)
     keys: set[bytes] = field(default_factory=set)
+    report_at: float = math.inf  # when `expired` looks at it next (its live entry in the due heap)
 
 
 @dataclass(slots=True)
@@ -46,6 +49,7 @@ class Lessor:
         self.primary = False
         self._leases: dict[int, Lease] = {}
         self._key_lease: dict[bytes, int] = {}
+        self._due: list[tuple[float, int]] = []  # (time to look at a lease, ID); stale entries skipped
 
     # ---- state -------------------------------------------------------------------------------------
 
@@ -58,8 +62,10 @@ class Lessor:
         for k, v in txn.cursor(db=backend.lease_db):
             lease_id = _ID.unpack(k)[0]
             ttl, remaining = _RECORD.unpack(v)
+            lease = self._leases[lease_id] = Lease(lease_id, ttl, remaining)
             old = before.get(lease_id)
-            self._leases[lease_id] = Lease(lease_id, ttl, remaining, old.expiry if old else math.inf)
+            if old is not None:
+                lease.expiry, lease.report_at = old.expiry, old.report_at
 
     def lookup(self, lease_id: int) -> Lease | None:
         return self._leases.get(lease_id)
@@ -84,9 +90,9 @@ class Lessor:
         if lease_id in self._leases:
             raise LeaseExistsError()
         lease = Lease(lease_id, max(ttl, self.min_ttl))
-        if self.primary:
-            lease.expiry = now + lease.ttl
         self._leases[lease_id] = lease
+        if self.primary:
+            self._set_expiry(lease, now + lease.ttl)
         self._persist(backend, txn, lease)
         return lease
 
@@ -128,12 +134,14 @@ class Lessor:
     def promote(self, now: float, extend: float) -> None:
         """Become primary: every lease gets a fresh TTL (plus `extend`, the election timeout), as etcd."""
         self.primary = True
+        self._due = []
         for lease in self._leases.values():
             ttl = lease.remaining_ttl if lease.remaining_ttl > 0 else lease.ttl
-            lease.expiry = now + extend + ttl
+            self._set_expiry(lease, now + extend + ttl)
 
     def demote(self) -> None:
         self.primary = False
+        self._due = []
         for lease in self._leases.values():
             lease.expiry = math.inf
 
@@ -143,15 +151,29 @@ class Lessor:
         if lease is None or lease.expiry <= now:
             raise LeaseNotFoundError()
         lease.remaining_ttl = 0  # a renewal supersedes any checkpoint
-        lease.expiry = now + lease.ttl
+        self._set_expiry(lease, now + lease.ttl)
         return lease.ttl
 
+    def _set_expiry(self, lease: Lease, expiry: float) -> None:
+        lease.expiry = lease.report_at = expiry
+        heapq.heappush(self._due, (expiry, lease.id))
+
     def expired(self, now: float, limit: int = 1000) -> list[int]:
-        """IDs of leases whose expiry has passed, soonest first (the shell proposes their revokes)."""
+        """IDs of leases whose expiry has passed, soonest first, for the shell to propose their revokes.
+        A lease is reported again after EXPIRED_RETRY_SECONDS while its revoke has not been applied."""
         if not self.primary:
             return []
-        due = sorted((lease.expiry, lease.id) for lease in self._leases.values() if lease.expiry <= now)
-        return [lease_id for _, lease_id in due[:limit]]
+        out: list[int] = []
+        due = self._due
+        while due and due[0][0] <= now and len(out) < limit:
+            at, lease_id = heapq.heappop(due)
+            lease = self._leases.get(lease_id)
+            if lease is None or at != lease.report_at:
+                continue  # revoked, or an entry superseded by a renewal or a retry
+            out.append(lease_id)
+            lease.report_at = now + EXPIRED_RETRY_SECONDS
+            heapq.heappush(due, (lease.report_at, lease_id))
+        return out
 
     def time_to_live(self, lease_id: int, now: float, with_keys: bool = False) -> LeaseTimeToLive:
         lease = self._leases.get(lease_id)
