@@ -15,8 +15,8 @@ from testenv import toolchain
 from testenv.controlplane import ControlPlane, ControlPlaneConfig
 from testenv.kubeapi import KubeApi
 from testenv.kubelet.agent import KubeletConfig
-from testenv.network import ClusterNetwork
-from testenv.processes import LoggedProcess, wait_for
+from testenv.network import LOCK_DIR, ClusterNetwork
+from testenv.processes import LoggedProcess, kill_recorded_groups, record_groups, wait_for
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 NODE_NAME = "testenv-node"
@@ -37,6 +37,11 @@ class LocalCluster:
         return self.run_dir / "kubeconfig"
 
     @property
+    def processes_file(self) -> Path:
+        assert self.network is not None
+        return LOCK_DIR / f"cluster-{self.network.layout.index}.pids"
+
+    @property
     def kubelet_root(self) -> Path:
         return self.run_dir / "kubelet"
 
@@ -45,6 +50,9 @@ class LocalCluster:
         tools = toolchain.ensure(say)
         try:
             self.network = ClusterNetwork()
+            # A predecessor on this index killed with SIGKILL left its control plane running, bound
+            # to the addresses this cluster is about to use.
+            kill_recorded_groups(self.processes_file)
             self.network.create()
             layout = self.network.layout
             say(f"pod network {layout.subnet} on bridge {layout.bridge}")
@@ -97,6 +105,7 @@ class LocalCluster:
             self.run_dir / "logs" / "kubelet.log",
             env=env,
         )
+        record_groups(self.processes_file, [p.pid for p in [*self.control_plane.processes, self.kubelet]])
 
     def kill_kubelet(self) -> None:
         """A kubelet crash: SIGKILL, its Pods' processes keep running."""
@@ -109,6 +118,7 @@ class LocalCluster:
             self.kubelet.stop()
             self.kubelet = None
         if self.network is not None:
+            self.processes_file.unlink(missing_ok=True)
             self.network.release()  # kills every Pod process left in the cluster's namespaces
             self.network = None
         if self.control_plane is not None:

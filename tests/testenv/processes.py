@@ -30,6 +30,37 @@ def kill_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
+def process_start_ticks(pid: int) -> int | None:
+    """The start time of a process (field 22 of /proc/<pid>/stat): identifies it across pid reuse.
+    None when it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+def record_groups(path: Path, pids: list[int]) -> None:
+    """Write down process groups (leader pid and start time) for `kill_recorded_groups`."""
+    lines = [f"{pid} {ticks}" for pid in pids if (ticks := process_start_ticks(pid)) is not None]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def kill_recorded_groups(path: Path) -> None:
+    """SIGKILL the groups a crashed predecessor recorded, if their leaders still are those processes."""
+    if not path.exists():
+        return
+    for line in path.read_text().split("\n"):
+        if line.strip():
+            pid, ticks = (int(word) for word in line.split())
+            if process_start_ticks(pid) == ticks:
+                kill_group(pid, signal.SIGKILL)
+    path.unlink()
+
+
 class LoggedProcess:
     """A process in its own session (so its children go with it) writing to `log_path`."""
 

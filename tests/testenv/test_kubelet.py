@@ -9,8 +9,7 @@ import pytest
 
 from testenv.fixtures import KubeCluster
 from testenv.kubeapi import Obj
-from testenv.kubelet.containers import process_start_ticks
-from testenv.processes import wait_for
+from testenv.processes import process_start_ticks, wait_for
 
 ETCD_IMAGE = "quay.io/coreos/etcd:v3.4.23"
 WAIT = 90.0

@@ -16,7 +16,7 @@ from typing import Any
 
 from testenv.kubelet.probes import ProbeState
 from testenv.kubelet.volumes import Mount
-from testenv.processes import kill_group
+from testenv.processes import kill_group, process_start_ticks
 
 Obj = dict[str, Any]
 SHIM = Path(__file__).with_name("shim.py")
@@ -26,19 +26,6 @@ SHIM_START_SECONDS = 10.0
 
 def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def process_start_ticks(pid: int) -> int | None:
-    """The start time of a process (field 22 of /proc/<pid>/stat): identifies it across pid reuse.
-    None when it is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
-        return None
-    return int(fields[19])
 
 
 @dataclass
