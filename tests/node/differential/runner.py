@@ -107,7 +107,7 @@ class SessionRunner:
             return
         done = subprocess.run(
             self.argv(command),
-            input=command.stdin,
+            input=None if command.stdin is None else substitute((command.stdin,), self.variables)[0],
             capture_output=True,
             text=True,
             env=child_environment({"ETCDCTL_API": "3"}),

@@ -6,6 +6,7 @@
                                     elements), mask-exit (exit status and PASS/FAIL verdicts vary),
                                     etcdctl35 (run etcd 3.5's etcdctl: flags 3.4's lacks, e.g. --count-only)
     txn -w json <<END               a here-document: the lines up to END are etcdctl's stdin
+                                    (${VAR} substituted there too)
     lease grant 60 => L1            capture: ${L1} is the ID of the lease this command granted
     &W1 watch --prefix foo          start in the background as W1 ...
     wait W1 6                       ... and collect it once it has printed 6 lines (bounded)
