@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import socket
-from collections.abc import Iterator
 
 # 127.0.0.1 is left to the developer's own processes; tests spread over the rest of 127.0.0.0/24
 # so that parallel test sessions rarely pick the same address and port.
@@ -39,14 +38,3 @@ def free_ports(host: str, count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
-
-
-def ports_in_use(host: str, ports: Iterator[int]) -> list[int]:
-    """The ports among `ports` that something listens on at `host`."""
-    busy = []
-    for port in ports:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.settimeout(0.5)
-            if s.connect_ex((host, port)) == 0:
-                busy.append(port)
-    return busy

@@ -45,15 +45,22 @@ class Cluster:
         listing = json.loads(self.etcdctl("member", "list", "-w", "json").check().stdout)
         return int(listing["header"]["cluster_id"])
 
-    def leader(self) -> Member:
-        """The member every running member names as leader (Status.leader)."""
+    def leader(self, timeout: float = 30.0) -> Member:
+        """The member every running member names as leader (Status.leader), once they agree (an
+        election may be under way), bounded by `timeout`."""
         names = {member_id: name for name, member_id in self.member_ids().items()}
-        running = [m.client_url for m in self.members if m.running()]
-        statuses = json.loads(etcdctl(["endpoint", "status", "-w", "json"], running).check().stdout)
-        leaders = {s["Status"]["leader"] for s in statuses}
-        if len(leaders) != 1:
-            raise AssertionError(f"members disagree on the leader: {statuses}")
-        return self.member(names[leaders.pop()])
+        deadline = time.monotonic() + timeout
+        seen = ""
+        while time.monotonic() < deadline:
+            running = [m.client_url for m in self.members if m.running()]
+            status = etcdctl(["endpoint", "status", "-w", "json"], running)
+            if status.returncode == 0:
+                leaders = {s["Status"]["leader"] for s in json.loads(status.stdout)}
+                if len(leaders) == 1 and (leader := leaders.pop()) in names:
+                    return self.member(names[leader])
+            seen = status.stdout + status.stderr
+            time.sleep(0.1)
+        raise AssertionError(f"no leader all running members agree on after {timeout} s: {seen}")
 
     def move_leader(self, to: Member, timeout: float = 30.0) -> None:
         """Make `to` the leader (etcdctl move-leader sent to the current leader), bounded by `timeout`."""

@@ -50,12 +50,13 @@ class Implementation:
     env: dict[str, str] = field(default_factory=dict)
     # The version the server reports (Status.version, /version); None when it is not etcd.
     etcd_version: str | None = None
+    how_to_install: str = ""
 
     def missing(self) -> str | None:
         """Why this implementation cannot run here, or None when it can."""
         program = self.argv[0]
         if shutil.which(program) is None:
-            return f"{self.name}: {program} not found (etcd 3.5 is built by `make tools-etcd`)"
+            return f"{self.name}: {program} not found {self.how_to_install}".rstrip()
         return None
 
     def require(self) -> None:
@@ -69,8 +70,10 @@ class Implementation:
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
-    "etcd34": Implementation("etcd34", ("/usr/bin/etcd",), _etcd34_env(), "3.4.23"),
-    "etcd35": Implementation("etcd35", (str(ETCD35_BIN / "etcd"),), {}, ETCD35_VERSION),
+    "etcd34": Implementation(
+        "etcd34", ("/usr/bin/etcd",), _etcd34_env(), "3.4.23", "(apt-get install etcd-server)"
+    ),
+    "etcd35": Implementation("etcd35", (str(ETCD35_BIN / "etcd"),), {}, ETCD35_VERSION, "(make tools-etcd)"),
     # "petcd": Implementation("petcd", ("petcd",)),
 }
 
