@@ -108,7 +108,6 @@ def test_token_keeps_clusters_apart(sandbox: Sandbox, implementation: Implementa
     peer = one.members[0]
     wait_for_log(peer, "cluster ID mismatch")
     wait_for_log(stranger, "cluster ID mismatch")
-    assert stranger.running()
     survivors = [m.client_url for m in one.members[:2]]
     listing = etcdctl(["member", "list", "-w", "json"], survivors).check().stdout
     assert (one.cluster_id(), one.member_ids()) == before, listing
