@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import cast
 
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -21,13 +22,13 @@ ProtocolFactory = Callable[[], asyncio.Protocol]
 class _Splice(asyncio.Protocol):
     """Copies what arrives on one transport into `peer`; stops reading while `peer` is congested."""
 
-    def __init__(self) -> None:
-        self.peer: asyncio.Transport | None = None
+    def __init__(self, peer: asyncio.Transport | None = None) -> None:
+        self.peer = peer
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not subclasses of asyncio.Transport, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self.peer is not None:
@@ -63,8 +64,7 @@ class _Sniffer(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -99,14 +99,14 @@ class _Sniffer(asyncio.Protocol):
     async def _splice_to_grpc(self, client: asyncio.Transport, first: bytes) -> None:
         loop = asyncio.get_running_loop()
         try:
-            upstream, to_client = await loop.create_unix_connection(_Splice, self._grpc_unix_path)
+            # The peer is known before the connection exists: gRPC's first frames may arrive
+            # before this coroutine resumes, and must not be dropped.
+            upstream, _ = await loop.create_unix_connection(lambda: _Splice(client), self._grpc_unix_path)
         except OSError:
             client.close()
             return
-        to_upstream = _Splice()
-        to_upstream.peer = upstream
+        to_upstream = _Splice(upstream)
         to_upstream.transport = client
-        to_client.peer = client
         client.set_protocol(to_upstream)
         upstream.write(first)
         if client.is_closing():
