@@ -56,7 +56,12 @@ class LocalCluster:
             self.network.create()
             layout = self.network.layout
             say(f"pod network {layout.subnet} on bridge {layout.bridge}")
-            config = ControlPlaneConfig(self.run_dir, layout.gateway, etcd_servers=self.etcd_servers)
+            config = ControlPlaneConfig(
+                self.run_dir,
+                layout.gateway,
+                service_cidr=str(layout.service_subnet),
+                etcd_servers=self.etcd_servers,
+            )
             self.control_plane = ControlPlane(config, tools)
             self.control_plane.start()
             plane = self.control_plane

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import ipaddress
 import socket
 import ssl
 import time
@@ -22,8 +23,6 @@ from testenv import pki as pki_module
 from testenv.processes import LoggedProcess, wait_for
 from testenv.toolchain import Toolchain
 
-SERVICE_CIDR = "10.96.0.0/16"
-KUBERNETES_SERVICE_IP = "10.96.0.1"
 CLUSTER_DOMAIN = "cluster.local"
 CONTEXT = "testenv"
 START_TIMEOUT = 90.0
@@ -82,6 +81,8 @@ class ControlPlaneConfig:
     address: str
     api_port: int = 6443
     dns_port: int = 53
+    # ClusterIPs; the first one is the `kubernetes` Service's.
+    service_cidr: str = "10.96.0.0/16"
     # The store: None starts Debian's etcd on loopback; a list points the API server elsewhere
     # (e.g. a petcd cluster).
     etcd_servers: list[str] | None = None
@@ -95,7 +96,8 @@ class ControlPlane:
         self.processes: list[LoggedProcess] = []
         self.logs = config.run_dir / "logs"
         self.kubeconfig = config.run_dir / "kubeconfig"
-        self.pki = pki_module.generate(config.run_dir / "pki", [config.address, KUBERNETES_SERVICE_IP])
+        self.kubernetes_service_ip = str(ipaddress.IPv4Network(config.service_cidr).network_address + 1)
+        self.pki = pki_module.generate(config.run_dir / "pki", [config.address, self.kubernetes_service_ip])
         self.etcd_servers: list[str] = list(config.etcd_servers or [])
 
     @property
@@ -147,7 +149,7 @@ class ControlPlane:
             f"--service-account-key-file={tls.sa_public_key}",
             f"--service-account-signing-key-file={tls.sa_private_key}",
             f"--service-account-issuer=https://kubernetes.default.svc.{CLUSTER_DOMAIN}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={self.config.service_cidr}",
             "--authorization-mode=Node,RBAC",
             "--allow-privileged=true",
             # With the default reconciler the API server waits ~60 s on shutdown to remove its
@@ -206,7 +208,7 @@ class ControlPlane:
             answer = dns.query.udp(query, self.config.address, port=self.config.dns_port, timeout=1)
         except (dns.exception.DNSException, OSError):
             return False
-        return any(KUBERNETES_SERVICE_IP in rrset.to_text() for rrset in answer.answer)
+        return any(self.kubernetes_service_ip in rrset.to_text() for rrset in answer.answer)
 
     def stop(self) -> None:
         """Stop in reverse start order, so the API server goes before its store."""

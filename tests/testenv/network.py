@@ -47,6 +47,11 @@ class PodNetworkLayout:
         return ipaddress.IPv4Network(f"10.244.{self.index}.0/24")
 
     @property
+    def service_subnet(self) -> ipaddress.IPv4Network:
+        """ClusterIPs: served by the kubelet's service proxy on the gateway, routed there from Pods."""
+        return ipaddress.IPv4Network(f"10.245.{self.index}.0/24")
+
+    @property
     def gateway(self) -> str:
         return str(self.subnet.network_address + 1)
 

@@ -277,3 +277,47 @@ def test_init_containers_run_first_and_share_volumes(kube_cluster: KubeCluster, 
     init_states = [s["state"]["terminated"]["exitCode"] for s in ready["status"]["initContainerStatuses"]]
     assert init_states == [0, 0]
     assert kube_cluster.exec_in_container(namespace, "init", ["cat", "/work/steps"]).stdout == "one\ntwo\n"
+
+
+def test_cluster_ip_services_reach_ready_endpoints(kube_cluster: KubeCluster, namespace: str) -> None:
+    for name in ("web-a", "web-b"):
+        server = shell(
+            "web",
+            f"mkdir -p /site && echo {name} > /site/index.html && exec python3 -m http.server 8080 -d /site",
+        )
+        server["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+        server["volumeMounts"] = [{"name": "site", "mountPath": "/site"}]
+        body = pod(name, [server], volumes=[{"name": "site", "emptyDir": {}}])
+        body["metadata"]["labels"]["app"] = "web"
+        create(kube_cluster, namespace, "pods", body)
+    service = {
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    }
+    create(kube_cluster, namespace, "services", service)
+    create(kube_cluster, namespace, "pods", pod("client", [shell("c", "exec sleep 3600")]))
+    for name in ("web-a", "web-b", "client"):
+        kube_cluster.wait_pod(namespace, name, timeout=WAIT)
+
+    url = f"http://web.{namespace}.svc.cluster.local/"
+    answers: set[str] = set()
+
+    def both_answer() -> bool:
+        result = kube_cluster.exec_in_pod(
+            namespace, "client", ["curl", "-sS", "--max-time", "3", url], check=False
+        )
+        answers.add(result.stdout.strip())
+        return {"web-a", "web-b"} <= answers
+
+    wait_for(both_answer, WAIT, "the Service to reach both endpoints through its ClusterIP", interval=0.5)
+    kubernetes = [
+        "curl",
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-k",
+        "https://kubernetes.default.svc/",
+    ]
+    assert kube_cluster.exec_in_pod(namespace, "client", kubernetes).stdout in ("401", "403")

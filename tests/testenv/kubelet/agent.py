@@ -21,6 +21,7 @@ from testenv.kubelet.apisources import ApiSources
 from testenv.kubelet.node import NodeAgent
 from testenv.kubelet.podworker import NodeContext, PodWorker
 from testenv.kubelet.provisioner import Provisioner
+from testenv.kubelet.serviceproxy import ServiceProxy, service_backends
 from testenv.network import PodNetworkLayout
 
 log = logging.getLogger("kubelet")
@@ -64,6 +65,7 @@ class Kubelet:
         )
         self.agent = NodeAgent(self.api, config.node_name, layout.gateway)
         self.provisioner = Provisioner(self.api, root / "volumes")
+        self.service_proxy = ServiceProxy(layout.bridge, layout.service_subnet)
         self.workers: dict[str, PodWorker] = {}
         self.stopping = False
 
@@ -87,6 +89,11 @@ class Kubelet:
     def tick(self) -> None:
         pods = self.api.items("/api/v1/pods", {"fieldSelector": f"spec.nodeName={self.config.node_name}"})
         self.provisioner.sync()
+        services = self.api.items("/api/v1/services")
+        slices = self.api.items("/apis/discovery.k8s.io/v1/endpointslices")
+        self.service_proxy.update(
+            service_backends(services, slices, (self.node.host_ip, self.config.api_port))
+        )
         listed = set()
         for pod in pods:
             uid = pod["metadata"]["uid"]
@@ -139,6 +146,7 @@ class Kubelet:
                 log.warning("tick: %s", error)
             time.sleep(max(0.0, self.config.tick_seconds - (time.monotonic() - started)))
         self.node.probes.shutdown(wait=False, cancel_futures=True)
+        self.service_proxy.close()
 
 
 def _placeholder(record: Obj, uid: str) -> Obj:

@@ -90,6 +90,7 @@ def create(layout: PodNetworkLayout, pod: Obj, pod_ip: str, nameserver: str) -> 
     ip("addr", "add", f"{pod_ip}/{prefix}", "dev", "eth0", netns=name)
     ip("link", "set", "eth0", "up", netns=name)
     ip("link", "set", "lo", "up", netns=name)
+    ip("route", "add", str(layout.service_subnet), "via", layout.gateway, netns=name)
     etc = ETC_NETNS_DIR / name
     etc.mkdir(parents=True, exist_ok=True)
     (etc / "hosts").write_text(hosts_file(pod, pod_ip))
