@@ -11,6 +11,7 @@ import pytest
 from testenv.kubelet import images, podenv, sandbox
 from testenv.kubelet.containers import ContainerRun, Termination
 from testenv.kubelet.probes import ProbeState
+from testenv.kubelet.serviceproxy import service_backends
 from testenv.kubelet.status import phase
 
 pytestmark = pytest.mark.unit
@@ -172,3 +173,37 @@ def test_pod_phase() -> None:
     assert phase(False, True, [restarting]) == "Running"
     assert phase(False, True, [done, done]) == "Succeeded"
     assert phase(False, True, [done, failed]) == "Failed"
+
+
+def test_service_backends_follow_ready_endpoints_by_port_name() -> None:
+    services = [
+        {
+            "metadata": {"namespace": "ns", "name": "web"},
+            "spec": {
+                "clusterIP": "10.245.0.9",
+                "ports": [{"name": "http", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}],
+            },
+        },
+        {
+            "metadata": {"namespace": "ns", "name": "headless"},
+            "spec": {"clusterIP": "None", "ports": [{"port": 1}]},
+        },
+        {
+            "metadata": {"namespace": "default", "name": "kubernetes"},
+            "spec": {"clusterIP": "10.245.0.1", "ports": [{"name": "https", "port": 443}]},
+        },
+    ]
+    endpoint_slice = {
+        "metadata": {"namespace": "ns", "labels": {"kubernetes.io/service-name": "web"}},
+        "ports": [{"name": "http", "port": 8080}],
+        "endpoints": [
+            {"addresses": ["10.244.0.3"], "conditions": {"ready": True}},
+            {"addresses": ["10.244.0.4"], "conditions": {"ready": False}},
+            {"addresses": ["10.244.0.2"]},
+        ],
+    }
+    table = service_backends(services, [endpoint_slice], ("10.244.0.1", 6443))
+    assert table == {
+        ("10.245.0.9", 80): [("10.244.0.2", 8080), ("10.244.0.3", 8080)],
+        ("10.245.0.1", 443): [("10.244.0.1", 6443)],
+    }
