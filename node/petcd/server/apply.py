@@ -8,12 +8,12 @@ compacted, ...) is the entry's result, not a failure: the entry is still applied
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from petcd.api import convert, errors
+from petcd.log import get_logger
 from petcd.proto import raft_internal_pb2 as ipb
 from petcd.proto import rpc_pb2 as pb
 from petcd.raft.types import ConfChange, ConfChangeType, ConfState, Entry, EntryType, decode_conf_change
@@ -22,7 +22,7 @@ from petcd.storage.errors import StorageError
 from petcd.storage.kv import Event
 from petcd.storage.mvcc import MVCCStore, WriteBatch
 
-log = logging.getLogger("petcd.server")
+log = get_logger("server")
 
 MEMBERSHIP_KEY = b"membership"
 INITIAL_CONF_KEY = b"initial_conf_state"
@@ -128,7 +128,7 @@ class StateMachine:
         try:
             req.ParseFromString(entry.data)
         except Exception:  # not ours: never acknowledged to anyone, skip but stay in step
-            log.error("apply: undecodable entry index=%d", entry.index)
+            log.error("skipped an undecodable entry", index=entry.index)
             return
         try:
             result: Any = self._dispatch(batch, req)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from petcd.api import convert, errors
+from petcd.log import get_logger
 from petcd.proto import raft_internal_pb2 as ipb
 from petcd.proto import rpc_pb2 as pb
 from petcd.raft.node import ProposalDropped, RawNode
@@ -36,7 +36,7 @@ from petcd.storage.errors import LeaseNotFoundError
 from petcd.storage.kv import Event
 from petcd.storage.mvcc import MVCCStore
 
-log = logging.getLogger("petcd.server")
+log = get_logger("server")
 
 SERVER_VERSION = "3.5.17"
 CLUSTER_VERSION = "3.5.0"
@@ -133,7 +133,7 @@ class EtcdServer:
     def on_soft_state(self, soft: SoftState) -> None:
         was_leader = self.role == Role.LEADER
         if soft.leader_id != self.leader_id:
-            log.info("raft leader changed member=%s leader=%x", self.settings.name, soft.leader_id)
+            log.info("raft leader changed", leader=f"{soft.leader_id:x}", term=self.term)
         self.leader_id = soft.leader_id
         self.role = soft.role
         if soft.leader_id:
@@ -278,7 +278,7 @@ class EtcdServer:
         try:
             await self.propose(req)
         except errors.EtcdError as exc:
-            log.warning("background proposal failed member=%s err=%s", self.settings.name, exc.message)
+            log.warn("background proposal failed", error=exc.message)
 
     # ---- leases ------------------------------------------------------------------------------------
 
@@ -347,7 +347,8 @@ class EtcdServer:
             await self.propose(ipb.InternalRaftRequest(lease_revoke=pb.LeaseRevokeRequest(ID=lease_id)))
         except errors.EtcdError as exc:
             if exc != errors.LEASE_NOT_FOUND:
-                log.warning("lease expiry revoke failed lease=%x err=%s", lease_id, exc.message)
+                fields = {"lease-id": f"{lease_id:x}", "error": exc.message}
+                log.warn("failed to revoke an expired lease", **fields)
         finally:
             self._revoking.discard(lease_id)
 
@@ -373,10 +374,11 @@ class EtcdServer:
                 return
             try:
                 await self.propose(ipb.InternalRaftRequest.FromString(req.SerializeToString()))
-                log.info("published local member to cluster member=%s", s.name)
+                fields = {"local-member-id": f"{self.member_id:x}"}
+                log.info("published local member to cluster through raft", **fields)
                 return
             except errors.EtcdError as exc:
-                log.info("publish retry member=%s err=%s", s.name, exc.message)
+                log.info("failed to publish local member; retrying", error=exc.message)
                 await asyncio.sleep(0.5)
 
     # ---- maintenance -------------------------------------------------------------------------------

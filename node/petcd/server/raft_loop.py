@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+from petcd.log import get_logger
 from petcd.raft.node import RawNode
 from petcd.raft.storage import MemoryStorage
 from petcd.raft.types import Entry, HardState, Message, ReadState, Ready, Snapshot, SoftState
 
-log = logging.getLogger("petcd.server")
+log = get_logger("raft")
 
 
 class DurableLog(Protocol):
@@ -75,7 +75,8 @@ class RaftLoop:
         try:
             self.node.step(msg)
         except Exception as exc:  # a message the core rejects (stale, unknown peer) is dropped
-            log.debug("raft step dropped type=%s from=%x err=%s", msg.type, msg.frm, exc)
+            fields = {"type": msg.type.name, "from": f"{msg.frm:x}", "error": str(exc)}
+            log.debug("dropped a raft message", **fields)
         self._wake.set()
 
     # ---- the loop -----------------------------------------------------------------------------------
@@ -111,7 +112,7 @@ class RaftLoop:
             raise
         except BaseException as exc:
             # A failed fsync or apply leaves the member in an unknown state: stop serving (etcd panics).
-            log.exception("raft loop failed")
+            log.exception("raft loop failed; the member stops serving")
             self.failed = exc
             raise
 
