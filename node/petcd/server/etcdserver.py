@@ -414,7 +414,7 @@ class EtcdServer:
     async def hash_kv(self, revision: int) -> pb.HashKVResponse:
         h = self.store.hash_kv(revision)
         return pb.HashKVResponse(
-            header=self.header(h.hash_revision),
+            header=self.header(),  # etcd's header carries the current revision, not the hashed one
             hash=h.hash,
             compact_revision=h.compact_revision,
             hash_revision=h.hash_revision,
