@@ -16,6 +16,7 @@ TIER_OF_DIRECTORY = {
     "operator": "unit",
     "unit": "unit",
     "node": "node",
+    "reliability": "node",
     "testenv": "e2e",
     "e2e": "e2e",
 }
