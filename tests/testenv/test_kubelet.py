@@ -132,6 +132,8 @@ def test_restart_policies_and_exit_codes(kube_cluster: KubeCluster, namespace: s
     wait_for(lambda: phase("done") == "Succeeded", WAIT, "pod done to succeed")
     wait_for(lambda: phase("fail") == "Failed", WAIT, "pod fail to fail")
     assert container_status(kube_cluster, namespace, "fail")["state"]["terminated"]["exitCode"] == 7
+    kube_cluster.api.delete(f"/api/v1/namespaces/{namespace}/pods/done")
+    wait_for(lambda: kube_cluster.pod(namespace, "done") is None, WAIT, "a finished pod to be deleted")
     for name in ("crash", "retry"):
 
         def restarted_twice(name: str = name) -> bool:

@@ -4,6 +4,7 @@ adopt the Pods its predecessor started (their processes do not depend on the kub
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -101,6 +102,10 @@ class Kubelet:
             worker = self.workers.get(uid)
             if worker is None:
                 if pod.get("status", {}).get("phase") in FINAL_PHASES:
+                    # Finished before this kubelet started: nothing runs; a deleted one is removed.
+                    if pod["metadata"].get("deletionTimestamp"):
+                        with contextlib.suppress(ApiError):
+                            PodWorker(self.node, pod).terminate(0, delete=True)
                     continue
                 worker = self.workers[uid] = PodWorker(self.node, pod)
                 log.info("new pod %s/%s", pod["metadata"]["namespace"], pod["metadata"]["name"])
