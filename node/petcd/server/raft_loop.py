@@ -52,6 +52,7 @@ class RaftLoop:
         persist_snapshot: Callable[[Snapshot], Snapshot],
         tick_seconds: float,
         after_round: Callable[[], Awaitable[None]] | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.node = node
         self.storage = storage
@@ -64,6 +65,7 @@ class RaftLoop:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.failed: BaseException | None = None
+        self._on_failure = on_failure
 
     # ---- inputs (all on the event loop) -------------------------------------------------------------
 
@@ -110,11 +112,12 @@ class RaftLoop:
                     await self._after_round()
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:
+        except Exception as exc:
             # A failed fsync or apply leaves the member in an unknown state: stop serving (etcd panics).
             log.exception("raft loop failed; the member stops serving")
             self.failed = exc
-            raise
+            if self._on_failure is not None:
+                self._on_failure(exc)
 
     async def _round(self, rd: Ready) -> None:
         if rd.soft_state is not None:

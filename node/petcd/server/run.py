@@ -143,6 +143,7 @@ class Member:
         self.grpc_socket = grpc_socket_path(config)
         self._snapshot_index = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self.exit_code = 0
 
     # ---- recovery / bootstrap ---------------------------------------------------------------------
 
@@ -232,7 +233,8 @@ class Member:
         self.transport = Transport(member, state.membership.cluster_id, self, metrics=self.metrics)
         self._sync_peers()
         self.loop = RaftLoop(node, raft_storage, self.disk, self._send, self.server, self._persist_snapshot,
-                             cfg.heartbeat_interval / 1000, after_round=self._after_round)
+                             cfg.heartbeat_interval / 1000, after_round=self._after_round,
+                             on_failure=self._failed)
         self.server.poke = self.loop.poke
         await self._start_peer_listeners()
         self.hub.start()
@@ -309,6 +311,11 @@ class Member:
         self.store.close()
         with contextlib.suppress(OSError):
             os.unlink(self.grpc_socket)
+
+    def _failed(self, exc: BaseException) -> None:
+        """A failed fsync or apply leaves the member's state unknown: stop, as etcd panics."""
+        self.exit_code = 1
+        self.stopped.set()
 
     def _removed(self) -> None:
         log.warn("the member has been permanently removed from the cluster")
@@ -410,7 +417,7 @@ async def serve(config: Config) -> int:
         notify.stopping(dict(os.environ))
     log.info("stopping member", name=config.name)
     await member.stop()
-    return 0
+    return member.exit_code
 
 
 def run(config: Config) -> int:
