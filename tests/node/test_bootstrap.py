@@ -217,6 +217,7 @@ def test_removed_member_stops_and_cannot_rejoin(sandbox: Sandbox, implementation
     before = fingerprint(removed.data_dir)
     removed.start()
     assert removed.wait_exit(REFUSAL_TIMEOUT) is not None, removed.log_tail()
+    assert removed.logged("the member has been permanently removed from the cluster", since_last_start=True)
     survivors = [m.client_url for m in cluster.members[:2]]
     listing = etcdctl(["member", "list"], survivors).check().stdout
     assert f"{removed_id:x}" not in listing

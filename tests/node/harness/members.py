@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .implementations import Implementation
-from .process import ManagedProcess
+from .process import START_MARKER, ManagedProcess
 
 # Loopback health checks must never go through a proxy from the environment.
 _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -174,10 +174,13 @@ class Member:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def logged(self, text: str) -> bool:
-        """`text` occurs in the log, in a plain line or in a string field of a JSON log line
-        (etcd 3.4 logs `C | etcdmain: <error>`, etcd 3.5 `{"msg":..,"error":"<error>"}`)."""
-        for line in self.log_text().splitlines():
+    def logged(self, text: str, since_last_start: bool = False) -> bool:
+        """`text` occurs in the log (or in what the last start wrote), in a plain line or in a string
+        field of a JSON log line (etcd 3.4 logs `C | etcdmain: <error>`, 3.5 `{"msg":..,"error":..}`)."""
+        log = self.log_text()
+        if since_last_start:
+            log = log[log.rfind(START_MARKER) :]
+        for line in log.splitlines():
             if text in line:
                 return True
             try:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
+START_MARKER = "=== start:"  # heads each start's part of a log file
 _LIVE: set[ManagedProcess] = set()
 
 # Proxy settings make Go's HTTP clients send loopback traffic to a proxy (the seed article's
@@ -50,7 +51,7 @@ class ManagedProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         on_main_thread = threading.current_thread() is threading.main_thread()
         with open(log_path, "ab") as log:
-            log.write(f"\n=== start: {' '.join(self.argv)}\n".encode())
+            log.write(f"\n{START_MARKER} {' '.join(self.argv)}\n".encode())
             log.flush()
             self.popen = subprocess.Popen(
                 self.argv,
