@@ -7,7 +7,9 @@ compacted, ...) is the entry's result, not a failure: the entry is still applied
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,8 @@ from petcd.server.membership import Member, Membership
 from petcd.storage.errors import StorageError
 from petcd.storage.kv import Event
 from petcd.storage.mvcc import MVCCStore, WriteBatch
+from petcd.v2 import request as v2request
+from petcd.v2.store import V2Store
 
 log = get_logger("server")
 
@@ -62,6 +66,8 @@ class StateMachine:
         self._header = header
         self._clock = clock
         self.alarms: set[tuple[int, int]] = set()  # (member ID, AlarmType)
+        # The v2 store lives in memory: rebuilt from the Raft snapshot plus every later entry.
+        self.v2 = V2Store()
 
     # ---- persisted membership and alarms -------------------------------------------------------------
 
@@ -111,9 +117,11 @@ class StateMachine:
         with self.store.batch() as batch:
             for entry in entries:
                 if not batch.applies(entry.index):
+                    # Already in the backend; what is not persisted with it is replayed.
                     if entry.type == EntryType.CONF_CHANGE:
-                        # Raft's configuration is not persisted with the data: replay it.
                         out.conf_state = apply_conf_change(decode_conf_change(entry.data))
+                    elif entry.data:
+                        self._replay_v2(entry)
                     continue
                 if entry.type == EntryType.CONF_CHANGE:
                     self._apply_conf_change(batch, entry, apply_conf_change, out)
@@ -135,6 +143,13 @@ class StateMachine:
         except (StorageError, errors.EtcdError) as exc:
             result = exc if isinstance(exc, errors.EtcdError) else errors.from_storage(exc)
         out.outcomes.append(Outcome(req.header.ID or req.ID, result))
+
+    def _replay_v2(self, entry: Entry) -> None:
+        req = ipb.InternalRaftRequest()
+        with contextlib.suppress(Exception):
+            req.ParseFromString(entry.data)
+        if req.WhichOneof("request") == "v2":
+            v2request.apply(self.v2, v2request.decode(req.v2), time.time_ns())
 
     def _guard_writes(self) -> None:
         if self.has_alarm(pb.CORRUPT):
@@ -192,6 +207,8 @@ class StateMachine:
             return None
         if which == "cluster_version_set":
             return None
+        if which == "v2":
+            return v2request.apply(self.v2, v2request.decode(req.v2), time.time_ns())
         raise errors.EtcdError(errors.C.UNIMPLEMENTED, f"petcd: cannot apply {which}")
 
     def _apply_alarm(self, batch: WriteBatch, a: pb.AlarmRequest) -> pb.AlarmResponse:

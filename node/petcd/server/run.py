@@ -28,6 +28,7 @@ from petcd.api.errors import EtcdError
 from petcd.api.grpc_server import build_grpc_server
 from petcd.api.mux import ClientListener
 from petcd.config import Config, ConfigError
+from petcd.discovery.bootstrap import initial_members
 from petcd.log import get_logger
 from petcd.metrics import Metrics
 from petcd.proto import rpc_pb2 as pb
@@ -43,6 +44,7 @@ from petcd.server.ids import member_id as compute_member_id
 from petcd.server.membership import Member as MemberRecord
 from petcd.server.membership import Membership
 from petcd.server.raft_loop import RaftLoop
+from petcd.server.v2_backend import ServerV2Backend
 from petcd.server.watch_stream import WatchDispatcher
 from petcd.storage.disk import RaftDisk
 from petcd.storage.mvcc import MVCCStore
@@ -51,6 +53,8 @@ from petcd.storage.watch import WatchHub
 from petcd.transport.listener import PeerListener
 from petcd.transport.peer_http import MemberInfo, build_peer_app, fetch_cluster_info
 from petcd.transport.transport import Transport
+from petcd.v2.http import add_v2_routes
+from petcd.v2.store import V2Store
 
 log = get_logger("server")
 
@@ -168,6 +172,9 @@ class Member:
         applied = 0
         if rec.snapshot is not None:
             raft_storage.apply_snapshot(rec.snapshot)
+            v2_data = snapshot_data.unpack(rec.snapshot.data).v2_store
+            if v2_data:
+                state.v2 = V2Store.restore(v2_data)
             applied = self._snapshot_index = rec.snapshot.metadata.index
         raft_storage.set_hard_state(rec.hard_state)
         raft_storage.append(rec.entries)
@@ -192,11 +199,12 @@ class Member:
             state.membership = Membership(cluster, members)
             initial = ConfState()
         else:
-            cfg.verify_bootstrap()
-            state.membership = Membership.bootstrap(
-                {n: list(u) for n, u in cfg.bootstrap_members().items()}, cfg.bootstrap_token
-            )
             me = compute_member_id(my_peer_urls, cfg.bootstrap_token)
+            # Static --initial-cluster, a discovery URL or DNS SRV records, as etcd chooses.
+            initial_map = await initial_members(cfg, me)
+            cfg.verify_bootstrap(initial_map)
+            by_name = {n: list(u) for n, u in initial_map.items()}
+            state.membership = Membership.bootstrap(by_name, cfg.bootstrap_token)
             initial = ConfState(voters=state.membership.voters())
         state.member_id = me
         with self.store.batch() as batch:
@@ -274,6 +282,10 @@ class Member:
         await self.grpc.start()
         app = web.Application()
         client_http.add_routes(app, _Health(self), self.metrics)
+        if cfg.enable_v2:
+            v2 = ServerV2Backend(self.server)
+            add_v2_routes(app, v2)
+            self._tasks.append(asyncio.get_running_loop().create_task(v2.sync_loop()))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         self._runners.append(runner)
@@ -355,20 +367,21 @@ class Member:
         for m in messages:
             if m.type == MessageType.MsgSnap and m.snapshot is not None:
                 # A follower too far behind gets the whole backend with the snapshot.
-                membership_json, _ = snapshot_data.unpack(m.snapshot.data)
-                data = snapshot_data.pack(membership_json, self.store.backend.snapshot_bytes())
+                local = snapshot_data.unpack(m.snapshot.data)
+                data = snapshot_data.pack(replace(local, backend=self.store.backend.snapshot_bytes()))
                 m = replace(m, snapshot=replace(m.snapshot, data=data))
             out.append(m)
         self.transport.send(out)
 
     def _persist_snapshot(self, snap: Snapshot) -> Snapshot:
         """A snapshot from the leader: install its backend, then record it; returns the local copy."""
-        membership_json, backend = snapshot_data.unpack(snap.data)
-        if backend:
-            self.store.restore_snapshot(backend)
+        data = snapshot_data.unpack(snap.data)
+        if data.backend:
+            self.store.restore_snapshot(data.backend)
             self.server.state.load()
             self.hub.hub.store = self.store
-        local = replace(snap, data=snapshot_data.pack(membership_json))
+        self.server.state.v2 = V2Store.restore(data.v2_store) if data.v2_store else V2Store()
+        local = replace(snap, data=snapshot_data.pack(replace(data, backend=b"")))
         self.disk.save_snapshot(local)
         self._snapshot_index = snap.metadata.index
         return local
@@ -378,9 +391,9 @@ class Member:
         if applied - self._snapshot_index <= self.config.snapshot_count:
             return
         self.store.backend.sync()  # the WAL below this index goes away: the backend must be durable
-        snap = self.loop.storage.create_snapshot(
-            applied, self.server.conf_state, snapshot_data.pack(self.server.state.membership.to_json())
-        )
+        state = self.server.state
+        data = snapshot_data.SnapshotData(state.membership.to_json(), state.v2.save())
+        snap = self.loop.storage.create_snapshot(applied, self.server.conf_state, snapshot_data.pack(data))
         self.disk.save_snapshot(snap)
         self._snapshot_index = applied
         compact_to = applied - SNAPSHOT_CATCH_UP_ENTRIES
