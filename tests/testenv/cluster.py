@@ -129,5 +129,10 @@ class LocalCluster:
         if self.control_plane is not None:
             self.control_plane.stop()
             self.control_plane = None
-        for bulky in ("etcd", "kubelet"):
-            shutil.rmtree(self.run_dir / bulky, ignore_errors=True)
+        # Data goes; logs (the control plane's and every container's) stay for a post-mortem.
+        for bulky in [
+            self.run_dir / "etcd",
+            self.kubelet_root / "volumes",
+            *self.kubelet_root.glob("pods/*/volumes"),
+        ]:
+            shutil.rmtree(bulky, ignore_errors=True)
