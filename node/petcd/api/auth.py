@@ -31,6 +31,7 @@ from petcd.auth.tokens import new_token_prefix
 from petcd.proto import raft_internal_pb2 as ipb
 from petcd.proto import rpc_pb2 as pb
 from petcd.proto import rpc_pb2_grpc
+from petcd.security.identity import ClientIdentities
 
 TOKEN_METADATA_KEYS = ("token", "authorization")  # gRPC clients; etcd's JSON gateway
 R = TypeVar("R")
@@ -228,8 +229,13 @@ def _metadata(context: Context, key: str) -> str | None:
     return None
 
 
-def _peer_common_name(context: Context) -> str:
-    """The CN of a verified client certificate, when gRPC itself terminated TLS."""
+def _peer_common_name(context: Context, identities: ClientIdentities | None) -> str:
+    """The CN of the caller's verified client certificate: known to the client port, which
+    terminated TLS (`identities`), or to gRPC when it terminated TLS itself."""
+    if identities is not None:
+        name = identities.common_name_of(context.peer() or "")
+        if name:
+            return name
     names = (context.auth_context() or {}).get("x509_common_name") or []
     return names[0].decode() if names else ""
 
@@ -241,11 +247,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         lease_keys: LeaseKeys,
         header: Callable[[], pb.ResponseHeader],
         client_cert_auth: bool = False,
+        identities: ClientIdentities | None = None,
     ) -> None:
         self.store = store
         self.lease_keys = lease_keys
         self.header = header
         self.client_cert_auth = client_cert_auth
+        self.identities = identities
 
     def caller(self, context: Context) -> AuthInfo | None:
         """etcd's AuthInfoFromCtx: the token first, then the client certificate; raises
@@ -257,7 +265,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             if token is not None:
                 return self.store.info_from_token(token)
         if self.client_cert_auth:
-            return self.store.info_from_common_name(_peer_common_name(context))
+            return self.store.info_from_common_name(_peer_common_name(context, self.identities))
         return None
 
     async def intercept_service(
