@@ -27,6 +27,10 @@ lint: ## ruff + mypy --strict on both packages
 	$(PYTHON) -m ruff check node operator tests
 	$(PYTHON) -m mypy
 
+cluster: ## set up petcd (pip install -e .) and run a local 3-member cluster on 127.0.0.1-3; Ctrl-C stops it
+	$(PYTHON) -m pip install -q -e .
+	$(PYTHON) deploy/procfile.py deploy/Procfile
+
 soak: ## long randomized runs (RAFT_SIM_SCHEDULES etc. raise the counts)
 	RAFT_SIM_SCHEDULES=$${RAFT_SIM_SCHEDULES:-20000} $(PYTEST) -m "unit or soak" tests/raft
 
