@@ -383,5 +383,10 @@ class PodWorker:
             except ApiError as error:
                 if error.status != 409:  # 409: a newer Pod of that name; ours is gone already
                     raise
+        logs = self.dir / "logs"
+        if logs.is_dir():  # kept for a post-mortem, like /var/log/pods
+            kept = self.node.root / "logs" / f"{self.pod['metadata']['namespace']}_{self.name}_{self.uid}"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            logs.rename(kept)
         shutil.rmtree(self.dir, ignore_errors=True)
         return False
