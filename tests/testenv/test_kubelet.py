@@ -256,8 +256,10 @@ def test_a_restarted_kubelet_adopts_running_pods(kube_cluster: KubeCluster, name
     pid = kube_cluster.container_pid(namespace, "steady")
 
     kube_cluster.local.kill_kubelet()
-    assert Path(f"/proc/{pid}").exists(), "pods outlive their kubelet"
-    kube_cluster.local.start_kubelet()
+    try:
+        assert process_start_ticks(pid) is not None, "pods outlive their kubelet"
+    finally:
+        kube_cluster.local.start_kubelet()
     create(kube_cluster, namespace, "pods", pod("later", [shell("c", "exec sleep 3600")]))
     kube_cluster.wait_pod(namespace, "later", timeout=WAIT)
     assert kube_cluster.container_pid(namespace, "steady") == pid
