@@ -188,6 +188,9 @@ def namespace_name(test_name: str) -> str:
 
 @pytest.fixture
 def namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    local = kube_cluster.local
+    if local is not None and local.kubelet is not None:
+        local.kubelet.check_running()  # a crashed kubelet explains every later failure: say so first
     name = namespace_name(request.node.name)
     api = kube_cluster.api
     api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
