@@ -14,6 +14,8 @@ import contextlib
 from collections.abc import Callable
 from typing import cast
 
+from petcd.server.background import Background
+
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
@@ -57,8 +59,9 @@ class _Splice(asyncio.Protocol):
 class _Sniffer(asyncio.Protocol):
     """Reads until it can tell HTTP/2 from HTTP/1.1, then hands the connection over."""
 
-    def __init__(self, grpc_unix_path: str, http_factory: ProtocolFactory) -> None:
+    def __init__(self, grpc_unix_path: str, http_factory: ProtocolFactory, splices: Background) -> None:
         self._grpc_unix_path = grpc_unix_path
+        self._splices = splices
         self._http_factory = http_factory
         self._buffer = b""
         self._transport: asyncio.Transport | None = None
@@ -93,7 +96,7 @@ class _Sniffer(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         transport.pause_reading()
-        asyncio.get_running_loop().create_task(self._splice_to_grpc(transport, self._buffer))
+        self._splices.spawn(self._splice_to_grpc(transport, self._buffer))
         self._buffer = b""
 
     async def _splice_to_grpc(self, client: asyncio.Transport, first: bytes) -> None:
@@ -124,11 +127,12 @@ class ClientListener:
         self._grpc_unix_path = grpc_unix_path
         self._http_factory = http_factory
         self._server: asyncio.Server | None = None
+        self._splices = Background()  # connections being wired to gRPC
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Sniffer(self._grpc_unix_path, self._http_factory),
+            lambda: _Sniffer(self._grpc_unix_path, self._http_factory, self._splices),
             self.host,
             self.port,
             reuse_address=True,
@@ -137,6 +141,7 @@ class ClientListener:
             self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        await self._splices.stop()
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(asyncio.TimeoutError):

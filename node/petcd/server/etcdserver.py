@@ -28,6 +28,7 @@ from petcd.raft.types import (
     SoftState,
 )
 from petcd.server.apply import StateMachine
+from petcd.server.background import Background
 from petcd.server.ids import RequestIdGenerator
 from petcd.server.leader_forward import LeaderForwarder
 from petcd.server.read_index import ReadIndexBatcher
@@ -88,12 +89,13 @@ class EtcdServer:
         self.ids = RequestIdGenerator(settings.member_id, int(time.time() * 1000))
         self._leader_known = asyncio.Event()
         self._revoking: set[int] = set()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._background = Background()
         self.stopped = False
         self.poke: Callable[[], None] = lambda: None  # set by the Ready loop's owner
         self.on_events: Callable[[Sequence[Event]], None] = lambda events: None  # the watch hub
         self.on_removed: Callable[[], None] = lambda: None
         self.on_membership_changed: Callable[[], None] = lambda: None
+        self.on_leader_change: Callable[[int], None] = lambda leader: None
         self.forwarder = LeaderForwarder(settings.request_timeout)
         self.read_index = ReadIndexBatcher(
             self._request_read_index, self.applied.wait, settings.request_timeout
@@ -114,15 +116,13 @@ class EtcdServer:
     # ---- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
         self.read_index.start()
-        self._tasks = [loop.create_task(self._lease_expiry_loop()), loop.create_task(self._publish_loop())]
+        self._background.spawn(self._lease_expiry_loop())
+        self._background.spawn(self._publish_loop())
 
     async def stop(self) -> None:
         self.stopped = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._background.stop()
         await self.read_index.stop()
         await self.forwarder.close()
         self.waiters.fail_all(errors.STOPPED)
@@ -134,6 +134,8 @@ class EtcdServer:
         was_leader = self.role == Role.LEADER
         if soft.leader_id != self.leader_id:
             log.info("raft leader changed", leader=f"{soft.leader_id:x}", term=self.term)
+            if soft.leader_id:
+                self.on_leader_change(soft.leader_id)
         self.leader_id = soft.leader_id
         self.role = soft.role
         if soft.leader_id:
@@ -271,7 +273,7 @@ class EtcdServer:
                     action=pb.AlarmRequest.ACTIVATE, memberID=self.member_id, alarm=pb.NOSPACE
                 )
             )
-            asyncio.get_running_loop().create_task(self._propose_quietly(req))
+            self._background.spawn(self._propose_quietly(req))
             raise errors.NO_SPACE
 
     async def _propose_quietly(self, req: ipb.InternalRaftRequest) -> None:
@@ -340,7 +342,7 @@ class EtcdServer:
                 if lease_id in self._revoking:
                     continue
                 self._revoking.add(lease_id)
-                asyncio.get_running_loop().create_task(self._revoke_expired(lease_id))
+                self._background.spawn(self._revoke_expired(lease_id))
 
     async def _revoke_expired(self, lease_id: int) -> None:
         try:

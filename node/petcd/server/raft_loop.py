@@ -9,7 +9,6 @@ states; advance. Ticks come from a timer at the heartbeat interval.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -17,6 +16,7 @@ from petcd.log import get_logger
 from petcd.raft.node import RawNode
 from petcd.raft.storage import MemoryStorage
 from petcd.raft.types import Entry, HardState, Message, ReadState, Ready, Snapshot, SoftState
+from petcd.server.background import Background
 
 log = get_logger("raft")
 
@@ -63,7 +63,7 @@ class RaftLoop:
         self._tick_seconds = tick_seconds
         self._after_round = after_round
         self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._background = Background()
         self.failed: BaseException | None = None
         self._on_failure = on_failure
 
@@ -84,16 +84,11 @@ class RaftLoop:
     # ---- the loop -----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._ticker()), loop.create_task(self._run())]
+        self._background.spawn(self._ticker())
+        self._background.spawn(self._run())
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await self._background.stop()
 
     async def _ticker(self) -> None:
         while True:

@@ -38,6 +38,7 @@ from petcd.raft.storage import MemoryStorage
 from petcd.raft.types import ConfState, Message, MessageType, Role, Snapshot
 from petcd.server import snapshot_data
 from petcd.server.apply import StateMachine
+from petcd.server.background import Background
 from petcd.server.compactor import AutoCompactor
 from petcd.server.etcdserver import CLUSTER_VERSION, SERVER_VERSION, EtcdServer, ServerSettings
 from petcd.server.ids import member_id as compute_member_id
@@ -146,7 +147,7 @@ class Member:
         self._metrics_listeners: client_http.MetricsListeners | None = None
         self.grpc_socket = grpc_socket_path(config)
         self._snapshot_index = 0
-        self._tasks: list[asyncio.Task[None]] = []
+        self._background = Background()
         self.exit_code = 0
 
     # ---- recovery / bootstrap ---------------------------------------------------------------------
@@ -238,6 +239,7 @@ class Member:
         self.server.on_events = self.hub.on_events
         self.server.on_removed = self._removed
         self.server.on_membership_changed = self._sync_peers
+        self.server.on_leader_change = lambda leader: self.metrics.leader_changes_seen.inc()
         self.transport = Transport(member, state.membership.cluster_id, self, metrics=self.metrics)
         self._sync_peers()
         self.loop = RaftLoop(node, raft_storage, self.disk, self._send, self.server, self._persist_snapshot,
@@ -252,13 +254,12 @@ class Member:
             node.campaign()  # a lone voter need not wait out an election timeout
             self.loop.poke()
         await self._start_client_listeners()
-        loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._metrics_loop()))
+        self._background.spawn(self._metrics_loop())
         mode, retention = cfg.auto_compaction
         if retention > 0:
             compactor = AutoCompactor(mode, retention, lambda: self.store.current_revision,
                                       lambda: self.server.role == Role.LEADER, self._compact)
-            self._tasks.append(loop.create_task(compactor.run()))
+            self._background.spawn(compactor.run())
         with contextlib.suppress(OSError):
             notify.ready(dict(os.environ))
         log.info("ready to serve client requests", name=cfg.name)
@@ -285,7 +286,7 @@ class Member:
         if cfg.enable_v2:
             v2 = ServerV2Backend(self.server)
             add_v2_routes(app, v2)
-            self._tasks.append(asyncio.get_running_loop().create_task(v2.sync_loop()))
+            self._background.spawn(v2.sync_loop())
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         self._runners.append(runner)
@@ -303,8 +304,7 @@ class Member:
             await self._metrics_listeners.start()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        await self._background.stop()
         for listener in self._client_listeners:
             await listener.stop()
         if self._metrics_listeners is not None:

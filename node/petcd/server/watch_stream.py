@@ -8,10 +8,10 @@ notifications fire on etcd's --experimental-watch-progress-notify-interval.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Sequence
 
+from petcd.server.background import Background
 from petcd.storage.kv import Event
 from petcd.storage.watch import Outbox, WatchCreate, WatchHub, WatchResponse
 
@@ -22,18 +22,14 @@ class WatchDispatcher:
         self._progress_interval = progress_interval
         self._queues: dict[int, asyncio.Queue[WatchResponse]] = {}
         self._catch_up_needed = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._background = Background()
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._catch_up_loop()), loop.create_task(self._progress_loop())]
+        self._background.spawn(self._catch_up_loop())
+        self._background.spawn(self._progress_loop())
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.stop()
 
     # ---- streams ----------------------------------------------------------------------------------
 
