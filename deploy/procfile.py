@@ -67,8 +67,10 @@ class Launcher:
         sys.stdout.flush()
 
     async def start(self, entry: Entry) -> None:
-        process = await asyncio.create_subprocess_shell(
-            entry.command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        # bash runs a single command by exec'ing it, so a process group's leader is the program
+        # itself and its exit status is the program's (sh would stay in between and die of SIGTERM).
+        process = await asyncio.create_subprocess_exec(
+            "bash", "-c", entry.command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, start_new_session=True, limit=1 << 20)
         self.processes[entry.name] = process
         self.say(entry.name, f"started with pid {process.pid}: {entry.command}")
