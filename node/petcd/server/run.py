@@ -198,7 +198,10 @@ class Member:
             if me == 0:
                 raise ConfigError("error validating peerURLs: member not found in the cluster's member list")
             state.membership = Membership(cluster, members)
-            initial = ConfState()
+            # The bootstrap configuration is not in the log (it is MemoryStorage's index-0 state), so a
+            # joiner starts from the configuration it was told; the log's conf changes then replay on
+            # top of it without changing it.
+            initial = ConfState(voters=state.membership.voters(), learners=state.membership.learners())
         else:
             me = compute_member_id(my_peer_urls, cfg.bootstrap_token)
             # Static --initial-cluster, a discovery URL or DNS SRV records, as etcd chooses.
