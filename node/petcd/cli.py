@@ -3,7 +3,7 @@
     petcd [flags]            start a member (flags, ETCD_* variables or --config-file, as etcd)
     petcd --version          versions, laid out like `etcd --version`
     petcd -h | --help        the flags
-    petcd <command> ...      subcommands (SUBCOMMANDS; `petcd snapshot` will live there)
+    petcd <command> ...      subcommands (SUBCOMMANDS): `petcd snapshot save|status|restore`
 
 A refused start prints one line on stderr and exits 1 (2 for a flag the parser rejects, as etcd),
 before anything touches the data directory. The server is imported only to run it, so `--help` and
@@ -30,6 +30,15 @@ ETCD_API_VERSION = "3.5"
 # Subcommands: `petcd <name> args...` -> handler(args, environ) -> exit status.
 Subcommand = Callable[[Sequence[str], Mapping[str, str]], int]
 SUBCOMMANDS: dict[str, Subcommand] = {}
+
+
+def _snapshot_command(args: Sequence[str], environ: Mapping[str, str]) -> int:
+    """`petcd snapshot save|status|restore` (imported on use: it needs the storage and gRPC)."""
+    command: Subcommand = importlib.import_module("petcd.snapshot.command").main
+    return command(args, environ)
+
+
+SUBCOMMANDS["snapshot"] = _snapshot_command
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
