@@ -41,8 +41,8 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     (["--election-timeout", "10"], 1,
      "petcd: error verifying flags, --election-timeout[10ms] should be at least as 5 times as "
      "--heartbeat-interval[100ms]. See 'petcd --help'."),
-    (["snapshot", "save", "x.db"], 1, "petcd: error verifying flags, 'snapshot' is not a valid flag. "
-                                      "See 'petcd --help'."),
+    (["snapshots", "save", "x.db"], 1, "petcd: error verifying flags, 'snapshots' is not a valid flag. "
+                                       "See 'petcd --help'."),
 ])
 def test_refusals_are_one_line(argv: list[str], status: int, line: str,
                                capsys: pytest.CaptureFixture[str]) -> None:
