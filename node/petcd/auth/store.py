@@ -62,6 +62,11 @@ class AuthStore:
         self._merged: dict[str, _Merged] = {}
         self.load()
 
+    def configure(self, bcrypt_cost: int, token_ttl: float) -> None:
+        """--bcrypt-cost and --auth-token-ttl."""
+        self.bcrypt_cost = bcrypt_cost
+        self.tokens.ttl = token_ttl
+
     @property
     def _db(self) -> Any:
         return self.backend.db("auth")

@@ -31,12 +31,12 @@ class _Entry:
 class SimpleTokens:
     def __init__(self, clock: Callable[[], float], ttl: float = TOKEN_TTL_SECONDS) -> None:
         self._clock = clock
-        self._ttl = ttl
+        self.ttl = ttl
         self._tokens: dict[str, _Entry] = {}
 
     def assign(self, user: str, prefix: str, index: int) -> str:
         token = f"{prefix}.{index}"
-        self._tokens[token] = _Entry(user, self._clock() + self._ttl)
+        self._tokens[token] = _Entry(user, self._clock() + self.ttl)
         return token
 
     def user_of(self, token: str) -> str | None:
@@ -50,7 +50,7 @@ class SimpleTokens:
         if entry.expires <= now:
             del self._tokens[token]
             return None
-        entry.expires = now + self._ttl
+        entry.expires = now + self.ttl
         return entry.user
 
     def invalidate_user(self, user: str) -> None:
