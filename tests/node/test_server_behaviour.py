@@ -1,5 +1,5 @@
 """petcd processes: watch order across leader changes, `hasleader`, request size limits, services
-that are not there, SIGTERM and systemd's NOTIFY_SOCKET."""
+that are not there (Auth), SIGTERM and systemd's NOTIFY_SOCKET."""
 
 from __future__ import annotations
 
@@ -100,8 +100,9 @@ def test_limits_and_missing_services(sandbox: Sandbox) -> None:
             assert (exc.code(), exc.details()) == expected
     auth = cluster.etcdctl("auth", "enable")
     assert auth.returncode != 0 and "code = Unimplemented" in auth.stderr
-    add = cluster.etcdctl("member", "add", "x", "--peer-urls=http://127.0.0.1:1")
-    assert add.returncode != 0 and "code = Unimplemented" in add.stderr
+    peer_url = cluster.members[0].address.peer_url
+    add = cluster.etcdctl("member", "add", "x", f"--peer-urls={peer_url}")
+    assert add.returncode != 0 and "etcdserver: Peer URLs already exists" in add.stderr
 
 
 def test_sigterm_stops_cleanly_and_systemd_is_told(sandbox: Sandbox) -> None:

@@ -254,6 +254,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self.header = header
         self.client_cert_auth = client_cert_auth
         self.identities = identities
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     def caller(self, context: Context) -> AuthInfo | None:
         """etcd's AuthInfoFromCtx: the token first, then the client certificate; raises
@@ -273,10 +274,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
         method: str = details.method
+        cached = self._handlers.get(method)
+        if cached is not None:
+            return cached
+        handler = await continuation(details)
         if handler is None or method in UNGUARDED:
             return handler
+        wrapped = self._wrap(method, handler)
+        self._handlers[method] = wrapped  # the servicers are fixed: wrap each method once
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),
@@ -381,29 +390,35 @@ def go_status_text(err: errors.EtcdError) -> str:
     return f"rpc error: code = {code} desc = {err.message}"
 
 
-async def _merge(stream: AsyncIterator[Any], extra: asyncio.Queue[Any]) -> AsyncIterator[Any]:
-    """Items of `stream` and of `extra` as they come, until `stream` ends."""
-    it = stream.__aiter__()
-    next_item: asyncio.Future[Any] = asyncio.ensure_future(it.__anext__())
-    next_extra: asyncio.Future[Any] = asyncio.ensure_future(extra.get())
+class _End:
+    """Marks the end of the merged stream (with the exception that ended it, if any)."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+async def _merge(stream: AsyncIterator[Any], queue: asyncio.Queue[Any]) -> AsyncIterator[Any]:
+    """Items of `stream` and those others put in `queue`, as they come, until `stream` ends. One
+    task pumps the stream into the queue (no task per item: watch streams carry many)."""
+
+    async def pump() -> None:
+        try:
+            async for item in stream:
+                queue.put_nowait(item)
+        except Exception as exc:  # ended by an error (e.g. an abort): re-raised to the caller
+            queue.put_nowait(_End(exc))
+        else:
+            queue.put_nowait(_End())
+
+    pumping = asyncio.get_running_loop().create_task(pump())
     try:
         while True:
-            done, _ = await asyncio.wait({next_item, next_extra}, return_when=asyncio.FIRST_COMPLETED)
-            if next_extra in done:
-                yield next_extra.result()
-                next_extra = asyncio.ensure_future(extra.get())
-            if next_item in done:
-                try:
-                    item = next_item.result()
-                except StopAsyncIteration:
-                    return
-                yield item
-                next_item = asyncio.ensure_future(it.__anext__())
+            item = await queue.get()
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
     finally:
-        next_extra.cancel()
-        next_item.cancel()
-        # The stream's generator may be mid-step in next_item: let it unwind before closing it.
-        await asyncio.gather(next_item, next_extra, return_exceptions=True)
-        aclose = getattr(it, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        pumping.cancel()
+        await asyncio.gather(pumping, return_exceptions=True)

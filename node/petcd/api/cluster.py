@@ -1,5 +1,4 @@
-"""etcdserverpb.Cluster. MemberAdd/Remove/Update/Promote come with runtime reconfiguration; until
-then the generated base class answers them with gRPC's UNIMPLEMENTED."""
+"""etcdserverpb.Cluster: membership changes through Raft conf changes, checked first as etcd does."""
 
 from __future__ import annotations
 
@@ -16,6 +15,28 @@ if TYPE_CHECKING:
 class ClusterService(rpc_pb2_grpc.ClusterServicer):
     def __init__(self, server: EtcdServer) -> None:
         self.server = server
+
+    @unary
+    async def MemberAdd(self, request: pb.MemberAddRequest, context: Context) -> pb.MemberAddResponse:
+        return await self.server.member_add(request)
+
+    @unary
+    async def MemberRemove(
+        self, request: pb.MemberRemoveRequest, context: Context
+    ) -> pb.MemberRemoveResponse:
+        return await self.server.member_remove(request)
+
+    @unary
+    async def MemberUpdate(
+        self, request: pb.MemberUpdateRequest, context: Context
+    ) -> pb.MemberUpdateResponse:
+        return await self.server.member_update(request)
+
+    @unary
+    async def MemberPromote(
+        self, request: pb.MemberPromoteRequest, context: Context
+    ) -> pb.MemberPromoteResponse:
+        return await self.server.member_promote(request)
 
     @unary
     async def MemberList(self, request: pb.MemberListRequest, context: Context) -> pb.MemberListResponse:

@@ -88,6 +88,14 @@ CANCELED = _e(C.CANCELLED, "etcdserver: request canceled")
 DEADLINE_EXCEEDED = _e(C.DEADLINE_EXCEEDED, "etcdserver: context deadline exceeded")
 
 
+BY_MESSAGE = {e.message: e for e in list(globals().values()) if isinstance(e, EtcdError)}
+
+
+def by_message(message: str, code: grpc.StatusCode = grpc.StatusCode.UNKNOWN) -> EtcdError:
+    """etcd's error with this text (as clientv3 maps them back), else one with `code`."""
+    return BY_MESSAGE.get(message) or EtcdError(code, message)
+
+
 async def abort_with(context: grpc.aio.ServicerContext[object, object], err: EtcdError) -> NoReturn:
     """End the RPC with etcd's status for `err`."""
     await context.abort(err.code, err.message)

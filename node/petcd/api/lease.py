@@ -42,6 +42,8 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
     ) -> AsyncIterator[pb.LeaseKeepAliveResponse]:
         # Each request gets one answer; an unknown or expired lease answers TTL 0, not an error.
         leader_required = requires_leader(context)
+        if self.server.is_learner:
+            await errors.abort_with(context, errors.NOT_SUPPORTED_FOR_LEARNER)
         try:
             async for req in request_iterator:
                 if leader_required and self.server.leader_id == 0:

@@ -10,6 +10,7 @@ import grpc
 import grpc.aio
 
 from petcd.api import errors
+from petcd.proto import rpc_pb2 as pb
 from petcd.storage.errors import StorageError
 
 Req = TypeVar("Req")
@@ -21,6 +22,16 @@ Context: TypeAlias = Any
 class LeaderAware(Protocol):
     @property
     def leader_id(self) -> int: ...
+
+    @property
+    def is_learner(self) -> bool: ...
+
+
+def served_by_learner(request: object) -> bool:
+    """etcd's isRPCSupportedForLearner: Status, and Range when serializable."""
+    if isinstance(request, pb.StatusRequest):
+        return True
+    return isinstance(request, pb.RangeRequest) and request.serializable
 
 
 def requires_leader(context: Context) -> bool:
@@ -47,6 +58,8 @@ def unary(
         try:
             if requires_leader(context) and server.leader_id == 0:
                 raise errors.NO_LEADER
+            if server.is_learner and not served_by_learner(request):
+                raise errors.NOT_SUPPORTED_FOR_LEARNER
             return await fn(self, request, context)
         except (errors.EtcdError, StorageError) as exc:
             await errors.abort_with(context, to_etcd_error(exc))

@@ -55,6 +55,8 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
     ) -> AsyncIterator[pb.WatchResponse]:
         if requires_leader(context) and self.server.leader_id == 0:
             await errors.abort_with(context, errors.NO_LEADER)
+        if self.server.is_learner:
+            await errors.abort_with(context, errors.NOT_SUPPORTED_FOR_LEARNER)
         sid, queue = self.dispatcher.open()
         reader = asyncio.get_running_loop().create_task(self._read(sid, request_iterator))
         leader_required = requires_leader(context)

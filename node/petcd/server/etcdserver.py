@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,8 @@ from petcd.proto import rpc_pb2 as pb
 from petcd.raft.node import ProposalDropped, RawNode
 from petcd.raft.storage import MemoryStorage
 from petcd.raft.types import (
+    ConfChange,
+    ConfChangeType,
     ConfState,
     Entry,
     HardState,
@@ -27,9 +29,10 @@ from petcd.raft.types import (
     Snapshot,
     SoftState,
 )
+from petcd.server import reconfig
 from petcd.server.apply import StateMachine
 from petcd.server.background import Background
-from petcd.server.ids import RequestIdGenerator
+from petcd.server.ids import RequestIdGenerator, member_id
 from petcd.server.leader_forward import LeaderForwarder
 from petcd.server.read_index import ReadIndexBatcher
 from petcd.server.wait import IndexWaiter, Waiters
@@ -96,6 +99,9 @@ class EtcdServer:
         self.on_removed: Callable[[], None] = lambda: None
         self.on_membership_changed: Callable[[], None] = lambda: None
         self.on_leader_change: Callable[[int], None] = lambda leader: None
+        self.is_peer_active: Callable[[int], bool] = lambda peer: False  # the transport's view
+        # A follower's MemberPromote goes to the leader over the peer port (set by the member).
+        self.forward_promote: Callable[[int], Awaitable[list[pb.Member]]] = self._cannot_forward
         self.forwarder = LeaderForwarder(settings.request_timeout)
         self.read_index = ReadIndexBatcher(
             self._request_read_index, self.applied.wait, settings.request_timeout
@@ -172,6 +178,10 @@ class EtcdServer:
             self.on_membership_changed()
         if result.removed_self:
             self.on_removed()
+
+    @property
+    def is_learner(self) -> bool:
+        return self.member_id in self.state.membership.learners()
 
     @property
     def conf_state(self) -> ConfState:
@@ -360,6 +370,88 @@ class EtcdServer:
         if linearizable:
             await self.linearizable_read()
         return pb.MemberListResponse(header=self.header(0), members=self.state.members_pb())
+
+    def _members_response_header(self) -> pb.ResponseHeader:
+        return self.header(0)  # Cluster RPCs answer with revision 0, as etcd's
+
+    async def _propose_conf_change(self, cc_type: ConfChangeType, member: pb.Member) -> list[pb.Member]:
+        """Propose a conf change carrying `member` and wait for the member list after it."""
+        if self.stopped:
+            raise errors.STOPPED
+        request_id = self.ids.next()
+        context = ipb.ConfChangeContext(member=member, request_id=request_id).SerializeToString()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.request_timeout
+        fut = self.waiters.register(request_id)
+        try:
+            while True:
+                try:
+                    self.node.propose_conf_change(ConfChange(cc_type, member.ID, context))
+                    self.poke()
+                    break
+                except ProposalDropped:  # no leader, or another conf change still pending
+                    if loop.time() >= deadline:
+                        raise errors.TIMEOUT from None
+                    await asyncio.sleep(self.settings.heartbeat_seconds)
+            members: list[pb.Member] = await asyncio.wait_for(fut, max(deadline - loop.time(), 0.0))
+        except TimeoutError:
+            raise errors.TIMEOUT from None
+        finally:
+            self.waiters.forget(request_id)
+        return members
+
+    async def member_add(self, r: pb.MemberAddRequest) -> pb.MemberAddResponse:
+        urls = list(r.peerURLs)
+        reconfig.check_peer_urls(urls)
+        membership = self.state.membership
+        reconfig.check_urls_free(membership, urls)
+        new_id = member_id(urls, "", int(time.time()))
+        reconfig.check_add(membership, new_id, r.isLearner, self._started)
+        member = pb.Member(ID=new_id, peerURLs=urls, isLearner=r.isLearner)
+        cc_type = ConfChangeType.ADD_LEARNER_NODE if r.isLearner else ConfChangeType.ADD_NODE
+        members = await self._propose_conf_change(cc_type, member)
+        return pb.MemberAddResponse(header=self._members_response_header(), member=member, members=members)
+
+    async def member_remove(self, r: pb.MemberRemoveRequest) -> pb.MemberRemoveResponse:
+        reconfig.check_remove(self.state.membership, r.ID, self._started)
+        members = await self._propose_conf_change(ConfChangeType.REMOVE_NODE, pb.Member(ID=r.ID))
+        return pb.MemberRemoveResponse(header=self._members_response_header(), members=members)
+
+    async def member_update(self, r: pb.MemberUpdateRequest) -> pb.MemberUpdateResponse:
+        urls = list(r.peerURLs)
+        reconfig.check_peer_urls(urls)
+        if r.ID not in self.state.membership.members:
+            raise errors.MEMBER_NOT_FOUND
+        reconfig.check_urls_free(self.state.membership, urls, except_id=r.ID)
+        member = pb.Member(ID=r.ID, peerURLs=urls)
+        members = await self._propose_conf_change(ConfChangeType.UPDATE_NODE, member)
+        return pb.MemberUpdateResponse(header=self._members_response_header(), members=members)
+
+    async def member_promote(self, r: pb.MemberPromoteRequest) -> pb.MemberPromoteResponse:
+        """Only the leader knows whether the learner caught up; a follower asks it over the peer port."""
+        if self.role != Role.LEADER:
+            members = await self.forward_promote(r.ID)
+        else:
+            members = await self.promote_as_leader(r.ID)
+        return pb.MemberPromoteResponse(header=self._members_response_header(), members=members)
+
+    async def promote_as_leader(self, learner_id: int) -> list[pb.Member]:
+        progress = self.node.status().progress
+        learner = progress.get(learner_id)
+        leader = progress.get(self.member_id)
+        reconfig.check_promote(
+            self.state.membership,
+            learner_id,
+            learner.match if learner else 0,
+            leader.match if leader else self.committed_index,
+        )
+        return await self._propose_conf_change(ConfChangeType.ADD_NODE, pb.Member(ID=learner_id))
+
+    async def _cannot_forward(self, learner_id: int) -> list[pb.Member]:
+        raise errors.NOT_LEADER
+
+    def _started(self, member: int) -> bool:
+        return member == self.member_id or self.is_peer_active(member)
 
     async def _publish_loop(self) -> None:
         """Publish this member's name and client URLs through Raft once (etcd's publishV3)."""

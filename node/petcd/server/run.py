@@ -23,6 +23,7 @@ import uvloop
 from aiohttp import web
 
 from petcd import notify
+from petcd.api import errors
 from petcd.api import http as client_http
 from petcd.api.errors import EtcdError
 from petcd.api.grpc_server import build_grpc_server
@@ -52,7 +53,14 @@ from petcd.storage.mvcc import MVCCStore
 from petcd.storage.wal import WalMetadata
 from petcd.storage.watch import WatchHub
 from petcd.transport.listener import PeerListener
-from petcd.transport.peer_http import MemberInfo, build_peer_app, fetch_cluster_info
+from petcd.transport.peer_http import (
+    ClusterInfoError,
+    MemberInfo,
+    PromoteError,
+    build_peer_app,
+    fetch_cluster_info,
+    promote_on_peer,
+)
 from petcd.transport.transport import Transport
 from petcd.v2.http import add_v2_routes
 from petcd.v2.store import V2Store
@@ -243,7 +251,9 @@ class Member:
         self.server.on_removed = self._removed
         self.server.on_membership_changed = self._sync_peers
         self.server.on_leader_change = lambda leader: self.metrics.leader_changes_seen.inc()
+        self.server.forward_promote = self._forward_promote
         self.transport = Transport(member, state.membership.cluster_id, self, metrics=self.metrics)
+        self.server.is_peer_active = self.transport.is_active
         self._sync_peers()
         self.loop = RaftLoop(node, raft_storage, self.disk, self._send, self.server, self._persist_snapshot,
                              cfg.heartbeat_interval / 1000, after_round=self._after_round,
@@ -268,7 +278,7 @@ class Member:
         log.info("ready to serve client requests", name=cfg.name)
 
     async def _start_peer_listeners(self) -> None:
-        runner = web.AppRunner(build_peer_app(_PeerInfo(self)), access_log=None)
+        runner = web.AppRunner(build_peer_app(_PeerInfo(self), self._promote_for_peer), access_log=None)
         await runner.setup()
         self._runners.append(runner)
         for url in self.config.listen_peer_urls:
@@ -326,6 +336,35 @@ class Member:
         self.store.close()
         with contextlib.suppress(OSError):
             os.unlink(self.grpc_socket)
+
+    async def _forward_promote(self, learner_id: int) -> list[pb.Member]:
+        """A follower's MemberPromote: the leader decides, asked over its peer port (etcd's way)."""
+        leader = self.server.state.membership.members.get(self.server.leader_id)
+        if leader is None:
+            raise errors.NO_LEADER
+        try:
+            infos = await promote_on_peer(leader.peer_urls, learner_id)
+        except PromoteError as exc:
+            raise errors.by_message(exc.message) from None
+        except ClusterInfoError:
+            raise errors.TIMEOUT from None
+        return [
+            pb.Member(ID=i.id, name=i.name, peerURLs=i.peer_urls, clientURLs=i.client_urls,
+                      isLearner=i.is_learner)
+            for i in infos
+        ]
+
+    async def _promote_for_peer(self, learner_id: int) -> Sequence[MemberInfo]:
+        """The leader's side of a forwarded MemberPromote (404 unknown member, 412 refused)."""
+        if self.server.role != Role.LEADER:
+            raise PromoteError(412, errors.NOT_LEADER.message)
+        try:
+            members = await self.server.promote_as_leader(learner_id)
+        except errors.EtcdError as exc:
+            raise PromoteError(404 if exc == errors.MEMBER_NOT_FOUND else 412, exc.message) from None
+        return [
+            MemberInfo(m.ID, tuple(m.peerURLs), m.name, tuple(m.clientURLs), m.isLearner) for m in members
+        ]
 
     def _failed(self, exc: BaseException) -> None:
         """A failed fsync or apply leaves the member's state unknown: stop, as etcd panics."""
