@@ -34,3 +34,17 @@ def test_v2_keys_replicate_expire_and_survive_restart(sandbox: Sandbox) -> None:
     for member in cluster.members:
         status, body = http_get(f"{member.client_url}/v2/keys/message")
         assert status == 200 and json.loads(body)["node"]["value"] == "Hello", member.name
+
+
+def test_v2_members_add_and_remove(sandbox: Sandbox) -> None:
+    PETCD.require()
+    cluster = sandbox.static_cluster(PETCD, size=3, extra_flags=["--enable-v2=true"])
+    (spare,) = sandbox.addresses(["spare"])
+    added = etcdctl(["member", "add", "spare", spare.peer_url], cluster.endpoints, api="2").check()
+    new_id = added.stdout.split("with ID ")[1].split()[0]
+    listing = etcdctl(["member", "list"], cluster.endpoints, api="2").check().stdout
+    assert f"{new_id}[unstarted]: peerURLs={spare.peer_url}" in listing
+    again = etcdctl(["member", "add", "spare2", spare.peer_url], cluster.endpoints, api="2")
+    assert again.returncode != 0 and "peerURL exists" in again.stderr + again.stdout
+    etcdctl(["member", "remove", new_id], cluster.endpoints, api="2").check()
+    assert new_id not in etcdctl(["member", "list"], cluster.endpoints, api="2").check().stdout

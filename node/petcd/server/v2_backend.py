@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from petcd.api import errors
 from petcd.log import get_logger
 from petcd.proto import raft_internal_pb2 as ipb
+from petcd.proto import rpc_pb2 as pb
 from petcd.raft.types import Role
 from petcd.v2 import request as v2request
 from petcd.v2.errors import V2Error
@@ -76,13 +77,35 @@ class ServerV2Backend:
         return leader_stats(s.member_id, {}) if s.role == Role.LEADER else None
 
     async def add_member(self, peer_urls: list[str]) -> V2Member:
-        raise MemberHTTPError(500, "petcd: membership changes come with runtime reconfiguration")
+        try:
+            resp = await self._server.member_add(pb.MemberAddRequest(peerURLs=peer_urls))
+        except errors.EtcdError as exc:
+            raise self._http_error(exc, 0) from None
+        return V2Member(resp.member.ID, "", list(resp.member.peerURLs), [])
 
     async def remove_member(self, member_id: int) -> None:
-        raise MemberHTTPError(500, "petcd: membership changes come with runtime reconfiguration")
+        try:
+            await self._server.member_remove(pb.MemberRemoveRequest(ID=member_id))
+        except errors.EtcdError as exc:
+            raise self._http_error(exc, member_id) from None
 
     async def update_member(self, member_id: int, peer_urls: list[str]) -> None:
-        raise MemberHTTPError(500, "petcd: membership changes come with runtime reconfiguration")
+        try:
+            await self._server.member_update(pb.MemberUpdateRequest(ID=member_id, peerURLs=peer_urls))
+        except errors.EtcdError as exc:
+            raise self._http_error(exc, member_id) from None
+
+    def _http_error(self, exc: errors.EtcdError, member_id: int) -> MemberHTTPError:
+        """etcd's /v2/members answers for the membership errors (409, 404, 410)."""
+        if exc == errors.PEER_URL_EXIST:
+            return MemberHTTPError.peer_url_exists()
+        if exc == errors.MEMBER_EXIST:
+            return MemberHTTPError.id_exists()
+        if exc == errors.MEMBER_NOT_FOUND:
+            if member_id in self._server.state.membership.removed:
+                return MemberHTTPError.removed(member_id)
+            return MemberHTTPError.not_found(member_id)
+        return MemberHTTPError(500, exc.message)
 
     async def sync_loop(self) -> None:
         """On the leader, while TTL keys exist: expire them on every member through the log."""
