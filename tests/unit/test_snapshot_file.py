@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,3 +213,15 @@ def test_command_refusals(saved: Path, tmp_path: Path, capsys: pytest.CaptureFix
         else:
             assert err.startswith("Error: cannot read snapshot"), err
     assert not (tmp_path / "x.db").exists() and not (tmp_path / "x.db.part").exists()
+
+
+def test_save_to_an_endpoint_nobody_serves_leaves_no_file(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as unused:  # a port that was free a moment ago and has no listener
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    target = tmp_path / "never.db"
+    argv = ["save", str(target), f"--endpoints=127.0.0.1:{port}", "--dial-timeout=300ms"]
+    assert command.main(argv, {}) == command.EXIT_INTERRUPTED
+    assert capsys.readouterr().err.endswith("Error: context deadline exceeded\n")
+    assert list(tmp_path.iterdir()) == []
