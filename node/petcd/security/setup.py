@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from petcd.config import Config
 from petcd.security.certs import FlagNames, check_side
-from petcd.security.contexts import ServerContext, Side
+from petcd.security.contexts import ClientContext, ServerContext, Side
 from petcd.security.identity import ClientIdentities
 from petcd.security.selfcert import effective
 
@@ -61,22 +61,47 @@ class ClientPortTLS:
         return self.context.listener if self.context is not None and _is_tls(url) else None
 
 
-def client_port_tls(cfg: Config) -> ClientPortTLS:
-    if not any(_is_tls(u) for u in cfg.listen_client_urls):
-        return ClientPortTLS(None, False)
-    tls, self_signed = effective(
-        cfg.client_tls,
-        "client",
-        cfg.effective_data_dir,
-        list(cfg.listen_client_urls),
-        cfg.self_signed_cert_validity,
-    )
-    side = Side(
+def _side(cfg: Config, name: str, urls: tuple[str, ...] | list[str]) -> Side:
+    """One side's settings with --auto-tls resolved (which may write the self-signed pair)."""
+    given = cfg.client_tls if name == "client" else cfg.peer_tls
+    validity = cfg.self_signed_cert_validity
+    tls, self_signed = effective(given, name, cfg.effective_data_dir, list(urls), validity)
+    return Side(
         tls,
-        FlagNames.of("client"),
+        FlagNames.of(name),
         self_signed=self_signed,
         min_version=cfg.tls_min_version,
         max_version=cfg.tls_max_version,
         cipher_suites=tuple(cfg.cipher_suites),
     )
-    return ClientPortTLS(ServerContext(side), tls.client_cert_auth and not self_signed)
+
+
+def client_port_tls(cfg: Config) -> ClientPortTLS:
+    if not any(_is_tls(u) for u in cfg.listen_client_urls):
+        return ClientPortTLS(None, False)
+    side = _side(cfg, "client", cfg.listen_client_urls)
+    return ClientPortTLS(ServerContext(side), side.tls.client_cert_auth and not side.self_signed)
+
+
+@dataclass
+class PeerTLS:
+    """The peer port's TLS, for the transport: the listener's context, the dialer's (one per new
+    connection: `dialer.current()`), and the identity rules for incoming peers
+    (`identity.peer_allowed(peercert, allowed_cn, allowed_hostname)` after the handshake)."""
+
+    listener: ServerContext
+    dialer: ClientContext
+    allowed_cn: str
+    allowed_hostname: str
+
+    def for_url(self, url: str) -> ssl.SSLContext | None:
+        """The dialer's context for a peer URL (None for http://)."""
+        return self.dialer.current() if _is_tls(url) else None
+
+
+def peer_tls(cfg: Config) -> PeerTLS | None:
+    """None unless the peer side has TLS settings (files or --peer-auto-tls)."""
+    if cfg.peer_tls.empty:
+        return None
+    side = _side(cfg, "peer", cfg.listen_peer_urls)
+    return PeerTLS(ServerContext(side), ClientContext(side), side.tls.allowed_cn, side.tls.allowed_hostname)
