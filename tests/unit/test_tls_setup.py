@@ -86,3 +86,17 @@ def test_peer_auto_tls_pair_handshakes(tmp_path: Path) -> None:
             await server.wait_closed()
 
     assert asyncio.run(handshake()) == b"ok"
+
+
+def test_cipher_suites_take_gos_names(tmp_path: Path) -> None:
+    with pytest.raises(TLSSetupError, match=r'^unexpected TLS cipher suite "ECDHE-RSA-AES128-SHA"$'):
+        setup.check_files(load(tmp_path, "--cipher-suites", "ECDHE-RSA-AES128-SHA"))
+    suites = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256"
+    cfg = load(
+        tmp_path, *HTTPS_CLIENT, "--auto-tls", "--cipher-suites", suites, "--tls-max-version", "TLS1.2"
+    )
+    setup.check_files(cfg)
+    ctx = setup.client_port_tls(cfg).for_url("https://127.0.0.1:2379")
+    assert ctx is not None
+    tls12 = [c["name"] for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.2"]
+    assert tls12 == ["ECDHE-ECDSA-AES128-GCM-SHA256"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from petcd.config import TLSInfo
 from petcd.security.certs import FlagNames, TLSSetupError, check_side
+from petcd.security.ciphers import openssl_cipher_list
 
 log = logging.getLogger("petcd.security")
 
@@ -52,9 +53,10 @@ def _versions(ctx: ssl.SSLContext, side: Side) -> None:
         ctx.minimum_version = low
     if high is not None:
         ctx.maximum_version = high
-    if side.cipher_suites:
+    ciphers = openssl_cipher_list(side.cipher_suites)
+    if ciphers:
         try:
-            ctx.set_ciphers(":".join(side.cipher_suites))
+            ctx.set_ciphers(ciphers)
         except ssl.SSLError:
             raise TLSSetupError(
                 f"--cipher-suites: none of {','.join(side.cipher_suites)} is usable"

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from petcd.config import Config
 from petcd.security.certs import FlagNames, check_side
+from petcd.security.ciphers import openssl_cipher_list
 from petcd.security.contexts import ClientContext, ServerContext, Side
 from petcd.security.identity import ClientIdentities
 from petcd.security.selfcert import effective
@@ -45,6 +46,7 @@ def unserved(cfg: Config) -> list[str]:
 
 def check_files(cfg: Config) -> None:
     """The certificate files of each side, before anything is written (TLSSetupError names the flag)."""
+    openssl_cipher_list(cfg.cipher_suites)
     if any(_is_tls(u) for u in cfg.listen_client_urls) and not cfg.client_tls.auto_tls:
         check_side(cfg.client_tls, FlagNames.of("client"))
 
