@@ -49,14 +49,20 @@ class PlannedFault:
     quiet: float  # seconds without a fault afterwards
 
 
-def plan(rng: random.Random, duration: float, max_faults: int) -> list[PlannedFault]:
-    """Faults whose hold and quiet times add up to about `duration`, at most `max_faults` of them."""
+def plan(
+    rng: random.Random, duration: float, max_faults: int, kinds: Sequence[str] = FAULT_KINDS
+) -> list[PlannedFault]:
+    """Faults of `kinds` whose hold and quiet times add up to about `duration`, at most
+    `max_faults` of them, opening with those of OPENING that are among `kinds`."""
+    unknown = set(kinds) - set(FAULT_KINDS)
+    if unknown or not kinds:
+        raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}")
     faults: list[PlannedFault] = []
     total = 0.0
-    kinds = list(OPENING)
-    rng.shuffle(kinds)
+    opening = [k for k in OPENING if k in kinds]
+    rng.shuffle(opening)
     while len(faults) < max_faults and total < duration:
-        kind = kinds.pop(0) if kinds else rng.choice(FAULT_KINDS)
+        kind = opening.pop(0) if opening else rng.choice(list(kinds))
         fault = PlannedFault(
             kind, hold=round(rng.uniform(1.0, 5.0), 2), quiet=round(rng.uniform(2.0, 5.0), 2)
         )

@@ -1,6 +1,7 @@
 """One reliability run: a cluster in network namespaces, the recorded workload, the nemesis, then
 every checker on what was recorded. Settings come from the test, or from the environment in soak
-mode (PETCD_SOAK_SECONDS, PETCD_RELIABILITY_SEED, PETCD_RELIABILITY_MAX_FAULTS)."""
+mode (PETCD_SOAK_SECONDS, PETCD_RELIABILITY_SEED, PETCD_RELIABILITY_MAX_FAULTS,
+PETCD_RELIABILITY_FAULTS)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from .client import Connections
 from .cluster import start_cluster
 from .hashkv import check_hashes, probe_hashes
 from .lease_check import check_lease_expiry
-from .nemesis import Nemesis, plan
+from .nemesis import FAULT_KINDS, Nemesis, plan
 from .network import PartitionableNetwork
 from .report import RunReport
 from .revision_check import check_revisions
@@ -48,6 +49,7 @@ class Settings:
     watchers: int = 2
     warm_up: float = 2.0
     settle: float = 5.0
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
 
     @classmethod
     def from_environment(cls, members: int, fault_seconds: float) -> Settings:
@@ -57,6 +59,7 @@ class Settings:
             fault_seconds=float(os.environ.get("PETCD_SOAK_SECONDS", fault_seconds)),
             max_faults=int(os.environ.get("PETCD_RELIABILITY_MAX_FAULTS", 100)),
             seed=int(os.environ.get("PETCD_RELIABILITY_SEED", random.randrange(1 << 30))),
+            fault_kinds=tuple(os.environ.get("PETCD_RELIABILITY_FAULTS", ",".join(FAULT_KINDS)).split(",")),
         )
 
 
@@ -120,7 +123,7 @@ def _exercise(
 
     nemesis = Nemesis(cluster, network, connections, rng, _log)
     stop.wait(settings.warm_up)
-    faults = plan(rng, settings.fault_seconds, settings.max_faults)
+    faults = plan(rng, settings.fault_seconds, settings.max_faults, settings.fault_kinds)
     _log(f"nemesis: {len(faults)} faults planned, about {settings.fault_seconds:.0f} s, seed {settings.seed}")
     records = nemesis.run(faults, time.monotonic() + settings.fault_seconds * 1.5, threading.Event())
     healing = time.monotonic()

@@ -245,3 +245,11 @@ def test_plans_are_bounded_and_open_with_a_kill_a_pause_and_a_partition(seed: in
     assert len(faults) <= 12 and all(f.kind in FAULT_KINDS for f in faults)
     assert sum(f.hold + f.quiet for f in faults[:-1]) < 60.0
     assert len(plan(random.Random(seed), duration=1000.0, max_faults=5)) == 5
+
+
+def test_a_plan_of_chosen_kinds_opens_with_those_of_them_it_must() -> None:
+    faults = plan(random.Random(1), duration=60.0, max_faults=10, kinds=["kill-all", "pause-follower"])
+    assert faults[0].kind == "pause-follower"
+    assert {f.kind for f in faults} == {"kill-all", "pause-follower"}
+    with pytest.raises(ValueError, match="unknown fault kinds"):
+        plan(random.Random(1), duration=60.0, max_faults=10, kinds=["unplug"])

@@ -134,7 +134,8 @@ class WatchRecorder(Worker):
                 heard[0] = time.monotonic()
                 response = decode(raw)
                 session.responses.append(response)
-                self.counts[response.kind] += 1
+                self.counts[f"{response.kind} responses"] += 1
+                self.counts["events"] += len(response.events)
                 if response.kind == "canceled":
                     session.end = "canceled"
                     break

@@ -30,6 +30,10 @@ REQUEST_TIMEOUT = 2.0
 # A process number no client reaches by itself: the next porcupine process of a client after an
 # unknown outcome.
 _PROCESS_STRIDE = 1000
+_MAX_BACK_OFF = 1.0  # seconds
+# Clients move on to fresh keys after this many operations in all, so that each key's history
+# (porcupine checks keys separately) stays short enough to check quickly.
+OPERATIONS_PER_KEY_GENERATION = 3000
 
 
 T = TypeVar("T")
@@ -52,6 +56,8 @@ class Worker(threading.Thread):
         self.member = self.rng.randrange(len(connections.members))
         self.counts: Counter[str] = Counter()
         self.failure: BaseException | None = None
+        self.unsent = False  # whether the last failed request surely never reached a server
+        self.errors_in_a_row = 0
 
     @property
     def stubs(self) -> Stubs:
@@ -64,15 +70,24 @@ class Worker(threading.Thread):
         raise NotImplementedError
 
     def call(self, rpc: Callable[[], T]) -> T | None:
-        """The RPC's response, or None (counted, and the next member chosen) when it failed."""
+        """The RPC's response, or None when it failed: counted, `unsent` tells whether the request
+        surely never reached a server, the next member is chosen, and the client backs off a
+        little longer after each error in a row (so that a dead cluster does not fill the history
+        with unknown outcomes)."""
         try:
             result = rpc()
         except grpc.RpcError as error:
             code = error.code() if isinstance(error, grpc.Call) else None
+            details = (error.details() or "") if isinstance(error, grpc.Call) else ""
             self.counts[f"error {code.name if code else 'unknown'}"] += 1
+            # gRPC's own words when no connection could be made: the request was never sent
+            self.unsent = code == grpc.StatusCode.UNAVAILABLE and "failed to connect" in details.lower()
+            self.errors_in_a_row += 1
             self.failed_over()
+            self.stop.wait(min(_MAX_BACK_OFF, 0.05 * self.errors_in_a_row))
             return None
         self.counts["ok"] += 1
+        self.errors_in_a_row = 0
         return result
 
     def run(self) -> None:
@@ -93,12 +108,13 @@ class KvClient(Worker):
         self.number = number
         self.process = number
         self.history = history
-        self.keys = [f"{KV_PREFIX}k{i}" for i in range(keys)]
+        self.keys = keys
         self.sequence = 0
         self.last_seen: dict[str, str | None] = {}  # compare-and-set expects what it saw last
 
     def step(self) -> None:
-        key = self.rng.choice(self.keys)
+        generation = len(self.history.operations) // OPERATIONS_PER_KEY_GENERATION
+        key = f"{KV_PREFIX}g{generation}-k{self.rng.randrange(self.keys)}"
         kind = self.rng.choices(["get", "put", "delete", "cas"], weights=[4, 3, 1, 3])[0]
         self.sequence += 1
         value = f"{self.number}-{self.sequence}"
@@ -147,6 +163,10 @@ class KvClient(Worker):
             self.last_seen[key] = value
 
     def _unknown(self, pending: Pending) -> None:
+        """A failed write: left out when it was never sent, otherwise its outcome is unknown."""
+        if self.unsent:
+            self.counts["writes never sent"] += 1
+            return
         pending.unknown()
         self.process += _PROCESS_STRIDE
 
