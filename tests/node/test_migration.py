@@ -92,24 +92,21 @@ def assert_same_key_space(source: str, target: str) -> None:
     assert mirrored == expected
 
 
-@pytest.mark.parametrize("source_name", ["etcd34", "etcd35"])
-def test_make_mirror_from_etcd_into_petcd(sandbox: Sandbox, source_name: str) -> None:
-    source_impl = IMPLEMENTATIONS[source_name]
+def migrate(sandbox: Sandbox, source_impl: Implementation, target_impl: Implementation) -> None:
+    """A one-member source filled with the keys, an empty one-member target, the documented mirror."""
     source_impl.require()
-    PETCD.require()
+    target_impl.require()
     source = sandbox.static_cluster(source_impl, 1, names=["source"])
-    target = sandbox.static_cluster(PETCD, 1, names=["target"])
+    target = sandbox.static_cluster(target_impl, 1, names=["target"])
     bulk_load(source.endpoints[0], KEYS)
     mirror(sandbox, source.endpoints[0], target.endpoints[0])
     assert_same_key_space(source.endpoints[0], target.endpoints[0])
+
+
+@pytest.mark.parametrize("source_name", ["etcd34", "etcd35"])
+def test_make_mirror_from_etcd_into_petcd(sandbox: Sandbox, source_name: str) -> None:
+    migrate(sandbox, IMPLEMENTATIONS[source_name], PETCD)
 
 
 def test_make_mirror_from_petcd_back_into_etcd(sandbox: Sandbox) -> None:
-    etcd = IMPLEMENTATIONS["etcd34"]
-    etcd.require()
-    PETCD.require()
-    source = sandbox.static_cluster(PETCD, 1, names=["source"])
-    target = sandbox.static_cluster(etcd, 1, names=["target"])
-    bulk_load(source.endpoints[0], KEYS)
-    mirror(sandbox, source.endpoints[0], target.endpoints[0])
-    assert_same_key_space(source.endpoints[0], target.endpoints[0])
+    migrate(sandbox, PETCD, IMPLEMENTATIONS["etcd34"])
