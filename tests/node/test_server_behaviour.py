@@ -122,3 +122,14 @@ def test_sigterm_stops_cleanly_and_systemd_is_told(sandbox: Sandbox) -> None:
     member.start()
     member.wait_healthy()
     assert etcdctl(["get", "k"], [member.client_url]).check().stdout.split() == ["k", "v"]
+
+
+def test_a_stopping_leader_hands_over_leadership(sandbox: Sandbox) -> None:
+    PETCD.require()
+    cluster = sandbox.static_cluster(PETCD, size=3)
+    leader = cluster.leader()
+    assert leader.terminate(grace=15) == 0
+    assert '"msg":"leadership transferred before stopping"' in leader.log_text()
+    assert '"done":true' in leader.log_text()
+    others = [m.client_url for m in cluster.members if m is not leader]
+    etcdctl(["put", "after", "handover"], others).check()

@@ -127,12 +127,32 @@ class EtcdServer:
         self._background.spawn(self._publish_loop())
 
     async def stop(self) -> None:
+        await self._hand_over_leadership()
         self.stopped = True
         await self._background.stop()
         await self.read_index.stop()
         await self.forwarder.close()
         self.waiters.fail_all(errors.STOPPED)
         self.applied.fail_all(errors.STOPPED)
+
+    async def _hand_over_leadership(self) -> None:
+        """etcd's TransferLeadershipOnShutdown: a stopping leader hands over to its most caught-up
+        voter first, so clients see a leader change instead of an election timeout."""
+        if self.role != Role.LEADER:
+            return
+        progress = self.node.status().progress
+        voters = [v for v in self.conf_state.voters if v != self.member_id and v in progress]
+        if not voters:
+            return
+        target = max(voters, key=lambda v: progress[v].match)
+        self.node.transfer_leader(target)
+        self.poke()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.election_seconds
+        while self.leader_id == self.member_id and loop.time() < deadline:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+        log.info("leadership transferred before stopping", transferee=f"{target:x}",
+                 done=self.leader_id == target)
 
     # ---- callbacks from the Ready loop (the Applier protocol) -----------------------------------
 
