@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 
 import grpc
-from harness import Cluster, Implementation, Sandbox, etcdctl, static_flags
+from harness import IMPLEMENTATIONS, Cluster, Implementation, Sandbox, etcdctl, static_flags
+from harness.implementations import ETCD35_BIN
 from harness.process import child_environment
 from petcd.proto import rpc_pb2 as pb
 from petcd.proto import rpc_pb2_grpc
@@ -29,11 +30,15 @@ RESTORE = ('petcd snapshot restore "$BACKUP" --name="$NAME" --data-dir="$DATA_DI
 KV = tuple[bytes, bytes, int, int, int, int]  # key, value, create, mod, version, lease
 
 
-def shell(command: str, **variables: str) -> subprocess.CompletedProcess[str]:
-    """Run a documented command line with its variables set, as a user's shell would."""
+def shell(command: str, path_first: Path | None = None, **variables: str) -> subprocess.CompletedProcess[str]:
+    """Run a documented command line with its variables set, as a user's shell would (`path_first`:
+    a directory whose programs come before those on PATH, e.g. etcd 3.5's etcdctl)."""
     assert command in DOC.read_text(), f"docs/snapshot-format.md does not show: {command}"
-    return subprocess.run(["bash", "-c", command], env=child_environment(variables), capture_output=True,
-                          text=True, timeout=120, check=False)
+    env = child_environment(variables)
+    if path_first is not None:
+        env["PATH"] = f"{path_first}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
 
 
 def key_space(endpoint: str, revision: int = 0) -> list[KV]:
@@ -69,13 +74,18 @@ def test_save_restore_into_a_new_three_member_cluster(sandbox: Sandbox, tmp_path
     expected = {rev: key_space(follower.client_url, rev) for rev in (compacted, compacted + 25, current)}
     old_ids = old.member_ids()
 
-    backup, by_etcdctl = tmp_path / "backup.db", tmp_path / "etcdctl.db"
+    backup = tmp_path / "backup.db"
     saved = shell(SAVE, BACKUP=str(backup), ENDPOINT=follower.client_url)
     assert saved.returncode == 0 and saved.stdout == f"Snapshot saved at {backup}\n", saved
-    saved = shell(ETCDCTL_SAVE, BACKUP=str(by_etcdctl), ENDPOINT=follower.client_url)
-    assert saved.returncode == 0 and f"Snapshot saved at {by_etcdctl}" in saved.stdout, saved
-    statuses = [json.loads(shell(STATUS, BACKUP=str(path)).stdout) for path in (backup, by_etcdctl)]
-    assert statuses[0] == statuses[1]  # the same key space, whichever client saved it
+    copies = [backup]
+    # Debian's etcdctl 3.4, and 3.5's (which also checks that the file ends with a digest) when built
+    for etcdctl_dir in (None, ETCD35_BIN) if IMPLEMENTATIONS["etcd35"].missing() is None else (None,):
+        copy = tmp_path / f"etcdctl-{len(copies)}.db"
+        saved = shell(ETCDCTL_SAVE, etcdctl_dir, BACKUP=str(copy), ENDPOINT=follower.client_url)
+        assert saved.returncode == 0 and f"Snapshot saved at {copy}" in saved.stdout, saved
+        copies.append(copy)
+    statuses = [json.loads(shell(STATUS, BACKUP=str(path)).stdout) for path in copies]
+    assert all(s == statuses[0] for s in statuses)  # the same key space, whichever client saved it
     assert statuses[0]["revision"] == current
     for member in old.members:
         member.kill()
