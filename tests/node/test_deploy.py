@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_walkthrough import DOCS, WALKTHROUGHS, Session, fenced_blocks, namespaces_available
+from test_walkthrough import DOCS, WALKTHROUGHS, Session, fenced_blocks, require_namespaces
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DEPLOY = REPOSITORY / "deploy"
@@ -147,12 +147,7 @@ def test_environment_file_has_every_variable_the_article_sets() -> None:
 
 @pytest.fixture(scope="module")
 def namespaces() -> None:
-    reason = namespaces_available()
-    if reason is None:
-        return
-    if os.environ.get("PETCD_REQUIRE_ALL_IMPLEMENTATIONS"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    require_namespaces()
 
 
 @pytest.fixture

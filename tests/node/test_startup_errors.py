@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from harness import Implementation, MemberAddress, Sandbox, static_flags
-from test_walkthrough import DOCS, WALKTHROUGHS, Session, namespaces_available
+from test_walkthrough import DOCS, WALKTHROUGHS, Session, require_namespaces
 
 PETCD = Implementation("petcd", ("petcd",), how_to_install="(python3 -m pip install -e .)")
 REFUSAL_TIMEOUT_SECONDS = 60.0
@@ -80,11 +80,7 @@ def test_walkthroughs_quote_the_warning(document: str) -> None:
 @pytest.fixture
 def article_host(petcd: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     """A shell in a private network namespace whose loopback also carries 192.168.122.51."""
-    reason = namespaces_available()
-    if reason is not None:
-        if os.environ.get("PETCD_REQUIRE_ALL_IMPLEMENTATIONS"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_namespaces()
     workdir = tmp_path_factory.mktemp("err")
     shell = Session(workdir)
     try:

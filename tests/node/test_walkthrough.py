@@ -192,6 +192,16 @@ class Session:
         self.process.wait(timeout=30)
 
 
+def require_namespaces() -> None:
+    """Skip the calling test where namespaces cannot be made (fail instead in CI)."""
+    reason = namespaces_available()
+    if reason is None:
+        return
+    if os.environ.get("PETCD_REQUIRE_ALL_IMPLEMENTATIONS"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def check_step(step: Step, outcome: Outcome, document: str) -> None:
     """AssertionError naming the block (document and line) when it did not do what it shows."""
     where = f"{document}:{step.line}"
@@ -228,12 +238,7 @@ def run_document(text: str, document: str, workdir: Path) -> int:
 
 @pytest.fixture(scope="module")
 def namespaces() -> None:
-    reason = namespaces_available()
-    if reason is None:
-        return
-    if os.environ.get("PETCD_REQUIRE_ALL_IMPLEMENTATIONS"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    require_namespaces()
 
 
 @pytest.fixture
