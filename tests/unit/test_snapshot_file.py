@@ -193,6 +193,12 @@ def test_status_command(saved: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert capsys.readouterr().err == "Error: protobuf not supported as output format\n"
 
 
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in ([], ["--help"], ["restore", "-h"], ["bogus"]):
+        assert command.main(argv, {}) == 0  # etcdctl prints its help and succeeds, even for a typo
+        assert "petcd snapshot <subcommand>" in capsys.readouterr().out
+
+
 def test_command_refusals(saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cases = [
         (["status"], 128, "Error: snapshot status requires exactly one argument\n"),

@@ -209,7 +209,7 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str], Mapping[str, str]], int]] = {
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     """`petcd snapshot ...` (registered in petcd.cli.SUBCOMMANDS)."""
-    if not argv or argv[0] in ("-h", "--help", "help") or argv[0] not in SUBCOMMANDS:
+    if not argv or argv[0] not in SUBCOMMANDS or any(a in ("-h", "--help", "help") for a in argv):
         sys.stdout.write(USAGE)  # etcdctl too prints its help and succeeds for an unknown subcommand
         return EXIT_OK
     try:
