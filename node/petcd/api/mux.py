@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Callable
 from typing import cast
 
@@ -119,10 +120,19 @@ class _Sniffer(asyncio.Protocol):
 
 
 class ClientListener:
-    """One --listen-client-urls entry (plain TCP; TLS comes later)."""
+    """One --listen-client-urls entry. With `ssl_context` (https) TLS ends here and the sniffing and
+    splicing see plaintext; the context must offer ALPN "h2" (gRPC clients insist) and "http/1.1"."""
 
-    def __init__(self, host: str, port: int, grpc_unix_path: str, http_factory: ProtocolFactory) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        grpc_unix_path: str,
+        http_factory: ProtocolFactory,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.host = host
+        self._ssl = ssl_context
         self.port = port
         self._grpc_unix_path = grpc_unix_path
         self._http_factory = http_factory
@@ -136,6 +146,7 @@ class ClientListener:
             self.host,
             self.port,
             reuse_address=True,
+            ssl=self._ssl,
         )
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]
