@@ -142,3 +142,20 @@ def test_corrupted_snapshot_is_refused_and_nothing_written(sandbox: Sandbox, tmp
         assert sorted(os.listdir(data_dir.parent)) == before  # no data dir, no staging directory left
         status = shell(STATUS, BACKUP=str(bad))
         assert status.returncode == 1 and reason in status.stderr
+
+
+def test_etcd_snapshot_is_refused_with_the_way_to_migrate(sandbox: Sandbox, tmp_path: Path) -> None:
+    etcd = IMPLEMENTATIONS["etcd34"]
+    etcd.require()
+    PETCD.require()
+    source = sandbox.static_cluster(etcd, 1)
+    source.etcdctl("put", "a", "1").check()
+    backup = tmp_path / "etcd.db"
+    assert shell(ETCDCTL_SAVE, BACKUP=str(backup), ENDPOINT=source.endpoints[0]).returncode == 0
+    data_dir = tmp_path / "restored"
+    refused = shell(RESTORE, BACKUP=str(backup), NAME="r1", DATA_DIR=str(data_dir),
+                    INITIAL_CLUSTER="r1=http://127.0.0.1:2380", TOKEN="t", PEER_URL="http://127.0.0.1:2380")
+    assert refused.returncode == 1, refused
+    assert refused.stderr.startswith(f"Error: snapshot {backup} is an etcd (bbolt) snapshot"), refused.stderr
+    assert "make-mirror" in refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["etcd.db"]
