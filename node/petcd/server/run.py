@@ -29,7 +29,6 @@ from petcd.api.errors import EtcdError
 from petcd.api.grpc_server import build_grpc_server
 from petcd.api.mux import ClientListener
 from petcd.config import Config, ConfigError
-from petcd.discovery.bootstrap import initial_members
 from petcd.log import get_logger
 from petcd.metrics import Metrics
 from petcd.proto import rpc_pb2 as pb
@@ -37,13 +36,11 @@ from petcd.raft.node import Config as RaftConfig
 from petcd.raft.node import RawNode
 from petcd.raft.storage import MemoryStorage
 from petcd.raft.types import ConfState, Message, MessageType, Role, Snapshot
-from petcd.server import snapshot_data
+from petcd.server import bootstrap, snapshot_data
 from petcd.server.apply import StateMachine
 from petcd.server.background import Background
 from petcd.server.compactor import AutoCompactor
 from petcd.server.etcdserver import CLUSTER_VERSION, SERVER_VERSION, EtcdServer, ServerSettings
-from petcd.server.ids import member_id as compute_member_id
-from petcd.server.membership import Member as MemberRecord
 from petcd.server.membership import Membership
 from petcd.server.raft_loop import RaftLoop
 from petcd.server.v2_backend import ServerV2Backend
@@ -58,7 +55,6 @@ from petcd.transport.peer_http import (
     MemberInfo,
     PromoteError,
     build_peer_app,
-    fetch_cluster_info,
     promote_on_peer,
 )
 from petcd.transport.transport import Transport
@@ -157,19 +153,22 @@ class Member:
         self._snapshot_index = 0
         self._background = Background()
         self.exit_code = 0
+        self._founders: tuple[int, ...] = ()  # set when this start founds a new cluster
 
     # ---- recovery / bootstrap ---------------------------------------------------------------------
 
     async def _open_state(self) -> tuple[StateMachine, MemoryStorage, int]:
         """Returns the state machine, Raft's storage and the applied index Raft restarts from."""
         cfg = self.config
+        # Decided before anything is written: a refused start leaves the data dir as it was.
+        founding = None if RaftDisk.exists(cfg.wal_path) else await bootstrap.plan(cfg)
         self.store = MVCCStore.open(cfg.snap_path / "db", min_lease_ttl=min_lease_ttl(cfg), sync=False)
         state = StateMachine(
             self.store, Membership(0), 0, lambda rev: self.server.header(rev), time.monotonic
         )
-        if RaftDisk.exists(cfg.wal_path):
+        if founding is None:
             return self._restart(state)
-        return await self._bootstrap(state)
+        return self._found(state, founding)
 
     def _restart(self, state: StateMachine) -> tuple[StateMachine, MemoryStorage, int]:
         cfg = self.config
@@ -177,7 +176,8 @@ class Member:
         if not state.load():
             raise ConfigError(f"member data in {cfg.effective_data_dir} has a WAL but no membership")
         state.member_id = rec.metadata.node_id
-        raft_storage = MemoryStorage(state.initial_conf_state())
+        initial = state.initial_conf_state()
+        raft_storage = MemoryStorage(initial)
         applied = 0
         if rec.snapshot is not None:
             raft_storage.apply_snapshot(rec.snapshot)
@@ -185,47 +185,38 @@ class Member:
             if v2_data:
                 state.v2 = V2Store.restore(v2_data)
             applied = self._snapshot_index = rec.snapshot.metadata.index
-        raft_storage.set_hard_state(rec.hard_state)
-        raft_storage.append(rec.entries)
+            initial = rec.snapshot.metadata.conf_state
+        entries, hard_state = rec.entries, rec.hard_state
+        if cfg.force_new_cluster:
+            entries, appended, hard_state = bootstrap.force_new_cluster(
+                initial, entries, hard_state, state.member_id
+            )
+            self.disk.save(hard_state, appended, True)
+            entries = [*entries, *appended]
+            log.warn("forcing restart member", **{"member-id": f"{state.member_id:x}",
+                                                  "commit-index": hard_state.commit})
+        raft_storage.set_hard_state(hard_state)
+        raft_storage.append(entries)
         log.info("restarting member", **{"member-id": f"{state.member_id:x}",
-                                          "commit-index": rec.hard_state.commit,
+                                          "commit-index": hard_state.commit,
                                           "applied-index": self.store.consistent_index})
         return state, raft_storage, applied
 
-    async def _bootstrap(self, state: StateMachine) -> tuple[StateMachine, MemoryStorage, int]:
+    def _found(self, state: StateMachine, founding: bootstrap.Plan
+               ) -> tuple[StateMachine, MemoryStorage, int]:
+        """A member with no data: record its membership; the founders' configuration goes into the
+        log with RawNode.bootstrap once the node exists (a joining member learns it from the log)."""
         cfg = self.config
-        my_peer_urls = sorted(cfg.initial_advertise_peer_urls)
-        if cfg.initial_cluster_state == "existing":
-            # Joining: the cluster already knows us (MemberAdd); learn our ID and the cluster ID.
-            others = [u for n, urls in cfg.initial_cluster_members.items() if n != cfg.name for u in urls]
-            cluster, infos = await fetch_cluster_info(others)
-            members = {
-                i.id: MemberRecord(i.id, i.name, i.peer_urls, i.client_urls, i.is_learner) for i in infos
-            }
-            me = next((i.id for i in infos if sorted(i.peer_urls) == my_peer_urls), 0)
-            if me == 0:
-                raise ConfigError("error validating peerURLs: member not found in the cluster's member list")
-            state.membership = Membership(cluster, members)
-            # The bootstrap configuration is not in the log (it is MemoryStorage's index-0 state), so a
-            # joiner starts from the configuration it was told; the log's conf changes then replay on
-            # top of it without changing it.
-            initial = ConfState(voters=state.membership.voters(), learners=state.membership.learners())
-        else:
-            me = compute_member_id(my_peer_urls, cfg.bootstrap_token)
-            # Static --initial-cluster, a discovery URL or DNS SRV records, as etcd chooses.
-            initial_map = await initial_members(cfg, me)
-            cfg.verify_bootstrap(initial_map)
-            by_name = {n: list(u) for n, u in initial_map.items()}
-            state.membership = Membership.bootstrap(by_name, cfg.bootstrap_token)
-            initial = ConfState(voters=state.membership.voters())
-        state.member_id = me
+        state.membership = founding.membership
+        state.member_id = me = founding.member_id
+        self._founders = founding.founders
         with self.store.batch() as batch:
             state.save_membership(batch)
-            state.save_initial_conf_state(batch, initial)
+            state.save_initial_conf_state(batch, ConfState())
         self.disk = RaftDisk.create(cfg.wal_path, cfg.snap_path, WalMetadata(me, state.membership.cluster_id))
         log.info("bootstrapping member", **{"member-id": f"{me:x}",
                                             "cluster-id": f"{state.membership.cluster_id:x}"})
-        return state, MemoryStorage(initial), 0
+        return state, MemoryStorage(), 0
 
     # ---- start / stop -----------------------------------------------------------------------------
 
@@ -245,6 +236,8 @@ class Member:
                 rng=random.Random(member ^ time.time_ns()),
             )
         )
+        if self._founders:
+            node.bootstrap(self._founders, bootstrap.founding_contexts(state.membership))
         self.server = EtcdServer(settings_from(cfg, member), node, raft_storage, state)
         self.hub = WatchDispatcher(WatchHub(self.store), cfg.experimental_watch_progress_notify_interval)
         self.server.on_events = self.hub.on_events
@@ -263,7 +256,7 @@ class Member:
         self.hub.start()
         self.loop.start()
         self.server.start()
-        if state.membership.voters() == (member,) and not raft_storage.last_index():
+        if self._founders == (member,):
             node.campaign()  # a lone voter need not wait out an election timeout
             self.loop.poke()
         await self._start_client_listeners()

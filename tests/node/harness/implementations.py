@@ -74,7 +74,7 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
         "etcd34", ("/usr/bin/etcd",), _etcd34_env(), "3.4.23", "(apt-get install etcd-server)"
     ),
     "etcd35": Implementation("etcd35", (str(ETCD35_BIN / "etcd"),), {}, ETCD35_VERSION, "(make tools-etcd)"),
-    # "petcd": Implementation("petcd", ("petcd",)),
+    "petcd": Implementation("petcd", ("petcd",), {}, None, "(pip install -e .)"),
 }
 
 # The Debian etcdctl 3.4 is the one client all tests use (API v3 by default, v2 with ETCDCTL_API=2).
