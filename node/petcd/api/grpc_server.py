@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import grpc.aio
 
+from petcd.api.auth import AuthInterceptor, AuthService
 from petcd.api.cluster import ClusterService
 from petcd.api.kv import KVService
 from petcd.api.lease import LeaseService
@@ -39,7 +40,9 @@ class HealthService(health_pb2_grpc.HealthServicer):
 
 
 def build_grpc_server(server: EtcdServer, hub: WatchDispatcher, max_request_bytes: int) -> grpc.aio.Server:
+    auth = server.state.auth
     g = grpc.aio.server(
+        interceptors=[AuthInterceptor(auth, server.state.lease_keys, server.header)],
         options=[
             ("grpc.max_receive_message_length", max_request_bytes + GRPC_OVERHEAD_BYTES),
             ("grpc.max_send_message_length", MAX_SEND_BYTES),
@@ -54,5 +57,6 @@ def build_grpc_server(server: EtcdServer, hub: WatchDispatcher, max_request_byte
     add.add_LeaseServicer_to_server(LeaseService(server), g)  # type: ignore[no-untyped-call]
     add.add_ClusterServicer_to_server(ClusterService(server), g)  # type: ignore[no-untyped-call]
     add.add_MaintenanceServicer_to_server(MaintenanceService(server), g)  # type: ignore[no-untyped-call]
+    add.add_AuthServicer_to_server(AuthService(server, auth), g)  # type: ignore[no-untyped-call]
     health_pb2_grpc.add_HealthServicer_to_server(HealthService(), g)  # type: ignore[no-untyped-call]
     return g

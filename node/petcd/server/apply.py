@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from petcd.api import convert, errors
+from petcd.auth.apply import apply_auth, is_auth_request
+from petcd.auth.checks import check_applied
+from petcd.auth.store import AuthStore
 from petcd.log import get_logger
 from petcd.proto import raft_internal_pb2 as ipb
 from petcd.proto import rpc_pb2 as pb
@@ -68,6 +71,7 @@ class StateMachine:
         self.alarms: set[tuple[int, int]] = set()  # (member ID, AlarmType)
         # The v2 store lives in memory: rebuilt from the Raft snapshot plus every later entry.
         self.v2 = V2Store()
+        self.auth = AuthStore(store.backend, clock)
 
     # ---- persisted membership and alarms -------------------------------------------------------------
 
@@ -79,6 +83,7 @@ class StateMachine:
             raw_alarms = txn.get(ALARMS_KEY, db=backend.db("alarm"))
         if raw_alarms is not None:
             self.alarms = {(m, a) for m, a in json.loads(raw_alarms)}
+        self.auth.load()
         if raw_members is None:
             return False
         self.membership = Membership.from_json(raw_members)
@@ -139,7 +144,7 @@ class StateMachine:
             log.error("skipped an undecodable entry", index=entry.index)
             return
         try:
-            result: Any = self._dispatch(batch, req)
+            result: Any = self._dispatch(batch, req, entry.index)
         except (StorageError, errors.EtcdError) as exc:
             result = exc if isinstance(exc, errors.EtcdError) else errors.from_storage(exc)
         out.outcomes.append(Outcome(req.header.ID or req.ID, result))
@@ -155,9 +160,17 @@ class StateMachine:
         if self.has_alarm(pb.CORRUPT):
             raise errors.CORRUPT
 
-    def _dispatch(self, batch: WriteBatch, req: ipb.InternalRaftRequest) -> Any:
+    def lease_keys(self, lease_id: int) -> list[bytes]:
+        lease = self.store.lessor.lookup(lease_id)
+        return sorted(lease.keys) if lease is not None else []
+
+    def _dispatch(self, batch: WriteBatch, req: ipb.InternalRaftRequest, index: int) -> Any:
         which = req.WhichOneof("request")
         h = self._header
+        # Permissions are checked again here, against the user and auth revision the entry carries.
+        check_applied(self.auth, req, self.lease_keys)
+        if is_auth_request(req):
+            return apply_auth(self.auth, batch.lmdb_txn, req, index, lambda: h(self.store.current_revision))
         if which == "put":
             self._guard_writes()
             if self.has_alarm(pb.NOSPACE):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from petcd.api import convert, errors
+from petcd.auth.caller import header_fields
 from petcd.log import get_logger
 from petcd.proto import raft_internal_pb2 as ipb
 from petcd.proto import rpc_pb2 as pb
@@ -218,6 +219,7 @@ class EtcdServer:
         request_id = self.ids.next()
         req.ID = request_id
         req.header.ID = request_id
+        req.header.username, req.header.auth_revision = header_fields(self.state.auth)
         data = req.SerializeToString()
         if len(data) > self.settings.max_request_bytes:
             raise errors.REQUEST_TOO_LARGE
