@@ -9,10 +9,11 @@ import random
 from pathlib import Path
 from typing import Any
 
-import aetcd
+import grpc
 import pytest
 from harness import Cluster, Implementation, Sandbox
 from harness.linearizability import History, Pending, check
+from petcd.proto import rpc_pb2, rpc_pb2_grpc
 
 Op = tuple[int, int, int, dict[str, Any], dict[str, Any]]  # client, call, return, input, output
 
@@ -116,31 +117,39 @@ OPERATIONS_PER_CLIENT = 60
 REQUEST_TIMEOUT = 2
 
 
-async def perform(client: aetcd.Client, pending: Pending) -> str | None:
+async def perform(kv: rpc_pb2_grpc.KVStub, pending: Pending) -> str | None:
     """One operation through etcd's gRPC API, returning the value it read or wrote (None: absent or
     not known); a failed write has an unknown outcome."""
     op, key = pending.input["op"], pending.input["key"].encode()
     try:
         if op == "get":
-            got = await client.get(key)
-            value = got.value.decode() if got else None
+            got = await kv.Range(rpc_pb2.RangeRequest(key=key), timeout=REQUEST_TIMEOUT)
+            value = got.kvs[0].value.decode() if got.kvs else None
             pending.returned(found=value is not None, value=value or "")
             return value
         if op == "put":
-            await client.put(key, pending.input["value"].encode())
+            await kv.Put(
+                rpc_pb2.PutRequest(key=key, value=pending.input["value"].encode()), timeout=REQUEST_TIMEOUT
+            )
             pending.returned()
             return str(pending.input["value"])
         expected = pending.input["expected"]
         compare = (
-            client.transactions.create(key) == 0
+            rpc_pb2.Compare(
+                key=key, target=rpc_pb2.Compare.CREATE, result=rpc_pb2.Compare.EQUAL, create_revision=0
+            )
             if expected is None
-            else client.transactions.value(key) == expected.encode()
+            else rpc_pb2.Compare(
+                key=key, target=rpc_pb2.Compare.VALUE, result=rpc_pb2.Compare.EQUAL, value=expected.encode()
+            )
         )
-        success = [client.transactions.put(key, pending.input["value"].encode())]
-        succeeded, _ = await client.transaction(compare=[compare], success=success, failure=[])
-        pending.returned(succeeded=succeeded)
-        return str(pending.input["value"]) if succeeded else None
-    except aetcd.ClientError:
+        put = rpc_pb2.RequestOp(
+            request_put=rpc_pb2.PutRequest(key=key, value=pending.input["value"].encode())
+        )
+        reply = await kv.Txn(rpc_pb2.TxnRequest(compare=[compare], success=[put]), timeout=REQUEST_TIMEOUT)
+        pending.returned(succeeded=reply.succeeded)
+        return str(pending.input["value"]) if reply.succeeded else None
+    except grpc.RpcError:
         if op != "get":
             pending.unknown()
         return None  # a failed read has no effect: it is left out of the history
@@ -154,9 +163,9 @@ async def run_client(number: int, cluster: Cluster, recorded: History, seed: int
     )
     for i in range(OPERATIONS_PER_CLIENT):
         member = next((m for m in members if m.running()), members[0])
-        async with aetcd.Client(
-            member.address.host, member.address.client_port, timeout=REQUEST_TIMEOUT
-        ) as client:
+        target = f"{member.address.host}:{member.address.client_port}"
+        async with grpc.aio.insecure_channel(target) as channel:
+            client = rpc_pb2_grpc.KVStub(channel)
             key = rng.choice(KEYS)
             kind = rng.choice(["get", "get", "put", "cas"])
             value = f"c{number}-{i}"
