@@ -79,7 +79,9 @@ def test_etcd_matches_golden(sandbox: Sandbox, script: str, topology: str) -> No
 def test_implementation_matches_etcd(
     sandbox: Sandbox, implementation: str, script: str, topology: str
 ) -> None:
-    candidate, unused = rewrite(implementation, script, transcript(sandbox, implementation, script, topology))
+    candidate, unused = rewrite(
+        implementation, script, transcript(sandbox, implementation, script, topology), topology
+    )
     assert not unused, f"expected differences that no longer occur: {unused}"
     golden = golden_path(script, topology)
     assert_same(golden.read_text(), candidate, str(golden), implementation)
