@@ -104,20 +104,23 @@ class Nemesis:
 
     # --- observing the cluster -------------------------------------------------------------
 
-    def leader(self) -> int | None:
-        """Index of the member the reachable members name as leader (None when there is none)."""
-        ids: dict[int, int] = {}
-        named: set[int] = set()
+    def statuses(self) -> dict[int, rpc_pb2.StatusResponse]:
+        """The Status of every running, unpaused member that answers, by member index."""
+        answers = {}
         for index, stubs in enumerate(self.connections.members):
             if index in self.paused or not self.cluster.members[index].running():
                 continue
             try:
-                status = stubs.maintenance.Status(rpc_pb2.StatusRequest(), timeout=1.0)
+                answers[index] = stubs.maintenance.Status(rpc_pb2.StatusRequest(), timeout=1.0)
             except grpc.RpcError:
                 continue
-            ids[status.header.member_id] = index
-            if status.leader:
-                named.add(status.leader)
+        return answers
+
+    def leader(self) -> int | None:
+        """Index of the member the answering members name as leader (None when there is none)."""
+        statuses = self.statuses()
+        ids = {status.header.member_id: index for index, status in statuses.items()}
+        named = {status.leader for status in statuses.values() if status.leader}
         leaders = [ids[n] for n in named if n in ids]
         return leaders[0] if len(leaders) == 1 else None
 
@@ -167,8 +170,14 @@ class Nemesis:
             groups = f"{[self.name(i) for i in targets]} | {[self.name(i) for i in rest]}"
             return f"peer links split {groups}", self.network.heal
         if kind == "move-leader":
-            self.cluster.move_leader(members[0], timeout=max(hold, 5.0))
-            return "etcdctl move-leader", _nothing
+            statuses = self.statuses()
+            leader = self.leader()
+            if leader is None or targets[0] not in statuses:
+                raise RuntimeError("no leader, or the target does not answer: nothing to transfer")
+            target = f"{statuses[targets[0]].header.member_id:x}"
+            url = self.cluster.members[leader].client_url
+            etcdctl(["move-leader", target], [url], timeout=max(hold, 5.0) + 5).check()
+            return f"etcdctl move-leader {target}", _nothing
         if kind == "compact":
             stubs = self.connections.members[targets[0]]
             current = stubs.maintenance.Status(rpc_pb2.StatusRequest(), timeout=5).header.revision
@@ -198,8 +207,8 @@ class Nemesis:
             heal: Callable[[], None] = _nothing
             try:
                 record.detail, heal = self.inject(fault.kind, targets, fault.hold)
-            except (AssertionError, grpc.RpcError, OSError, RuntimeError) as error:
-                record.error = str(error).splitlines()[0] if str(error) else type(error).__name__
+            except Exception as error:  # a fault that could not be injected is reported, not fatal
+                record.error = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
             outcome = f"failed: {record.error}" if record.error else record.detail
             self.log(f"fault {len(self.records)}: {record.kind} on {record.targets}: {outcome}")
             stop.wait(fault.hold)

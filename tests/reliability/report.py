@@ -26,6 +26,7 @@ class RunReport:
     lease_reads: int = 0
     elections_seen: int = 0
     linearizability: str = ""  # porcupine's verdict
+    hashkv: str = ""  # what was compared
     anomalies: list[Anomaly] = field(default_factory=list)
 
     def render(self) -> str:
@@ -41,6 +42,7 @@ class RunReport:
             f"  lease keys: {self.lease_keys}, lease reads: {self.lease_reads}, "
             f"elections observed: {self.elections_seen}",
             f"  porcupine: {self.linearizability}",
+            f"  hashkv: {self.hashkv}",
             f"  anomalies found: {len(self.anomalies)}",
             *(f"    {a}" for a in self.anomalies[:50]),
         ]

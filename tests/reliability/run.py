@@ -163,11 +163,15 @@ def _exercise(
             Anomaly("linearizability", f"porcupine says {verdict.result}; see {verdict.visualization}")
         )
     anomalies += check_revisions(history.operations)
-    anomalies += check_watches([w.sessions for w in watchers], start, acknowledged_writes(history.operations))
+    writes = acknowledged_writes(history.operations)
+    report.watch["acknowledged writes matched"] = len(writes)
+    anomalies += check_watches([w.sessions for w in watchers], start, writes)
     anomalies += check_lease_expiry(
         lease_keys, poller.observations, disturbances, ELECTION_TIMEOUT, LEASE_SLACK
     )
-    anomalies += check_hashes(probe_hashes(connections))
+    hashes = probe_hashes(connections)
+    report.hashkv = f"{len(hashes)} members hashed at revision {hashes[0].revision}"
+    anomalies += check_hashes(hashes)
     report.anomalies = anomalies
 
 

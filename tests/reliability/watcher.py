@@ -104,7 +104,10 @@ class WatchRecorder(Worker):
         self.watch(session)
         self.next_revision = resume_revision(session, self.next_revision)
         self.failed_over()
-        self.stop.wait(0.1)
+        # back off while streams keep ending before the server even accepted the watch
+        accepted = any(r.kind == "created" for r in session.responses)
+        self.errors_in_a_row = 0 if accepted else self.errors_in_a_row + 1
+        self.stop.wait(min(1.0, 0.1 * (1 + self.errors_in_a_row)))
 
     def watch(self, session: Session) -> None:
         create = rpc_pb2.WatchCreateRequest(
@@ -142,9 +145,10 @@ class WatchRecorder(Worker):
             else:
                 session.end = "closed by the server"
         except grpc.RpcError as error:
-            code = error.code() if isinstance(error, grpc.Call) else None
-            session.end = code.name if code else "error"
-            self.counts[f"end {session.end}"] += 1
+            call = error if isinstance(error, grpc.Call) else None
+            code = call.code().name if call else "error"
+            session.end = f"{code}: {call.details() if call else error}"
+            self.counts[f"end {code}"] += 1
         finally:
             finished.set()
             requests.put(None)
