@@ -1,8 +1,8 @@
 """Thin kopf handlers: every trigger runs the same level-triggered reconcile for one EtcdCluster.
 
-create/update/resume react at once; a timer re-runs the reconcile so waits (a learner catching up,
-a pod restarting) make progress without sleeping in a handler. A per-cluster lock keeps timer and
-event handlers from running two reconciles of one cluster at the same time.
+create/update/resume react at once; a timer re-runs the reconcile every few seconds. A per-cluster
+lock keeps two reconciles of one cluster from overlapping (the later one is skipped: the timer
+comes back). Failed calls are logged and retried on the next tick.
 """
 
 from __future__ import annotations
@@ -156,17 +156,25 @@ class KubeAccess:
 
 def reconcile_cluster(namespace: str, name: str, logger: Logger) -> None:
     kube = _kube()
-    body = kube.read_cluster(namespace, name)  # fresh: timers do not wait for consistency
+    try:
+        body = kube.read_cluster(namespace, name)  # fresh: the event may be older than our writes
+    except ApiException as error:
+        if error.status == 404:
+            return
+        raise
     if body["metadata"].get("deletionTimestamp"):
         return
     try:
         spec = parse(body, default_image=CONFIG.default_image, cluster_domain=CONFIG.cluster_domain)
     except ValueError as error:
         raise kopf.PermanentError(str(error)) from error
-    metrics.RECONCILES.labels(namespace, name).inc()
-    access = KubeAccess(kube, MemberClient(), body, logger)
-    with CONFIG.lock(spec.uid), metrics.DURATION.labels(namespace, name).time():
-        try:
+    lock = CONFIG.lock(spec.uid)
+    if not lock.acquire(blocking=False):
+        return  # a reconcile of this cluster is running; it or the next resync sees this change
+    try:
+        metrics.RECONCILES.labels(namespace, name).inc()
+        access = KubeAccess(kube, MemberClient(), body, logger)
+        with metrics.DURATION.labels(namespace, name).time():
             reconcile(
                 spec,
                 access,
@@ -175,15 +183,17 @@ def reconcile_cluster(namespace: str, name: str, logger: Logger) -> None:
                 CONFIG.learner_timeout,
                 on_step=lambda plan: metrics.record_step(spec, plan),
             )
-        except LearnerNotReady as error:
-            logger.info("learner not ready yet: %s", error)
-        except MembershipError as error:
-            metrics.ERRORS.labels(namespace, name, "membership").inc()
-            raise kopf.TemporaryError(str(error), delay=RECONCILE_INTERVAL_SECONDS) from error
-        except ApiException as error:
-            metrics.ERRORS.labels(namespace, name, f"api-{error.status}").inc()
-            detail = f"{error.status} {error.reason}: {str(error.body)[:300]}"
-            raise kopf.TemporaryError(f"Kubernetes API: {detail}", delay=2) from error
+    except LearnerNotReady as error:
+        logger.info("learner not ready yet: %s", error)
+    except MembershipError as error:
+        metrics.ERRORS.labels(namespace, name, "membership").inc()
+        logger.warning("membership call failed, retrying at the next event or resync: %s", error)
+    except ApiException as error:
+        metrics.ERRORS.labels(namespace, name, f"api-{error.status}").inc()
+        detail = f"{error.status} {error.reason}: {str(error.body)[:300]}"
+        logger.warning("Kubernetes API call failed, retrying at the next event or resync: %s", detail)
+    finally:
+        lock.release()
 
 
 @kopf.on.startup()
@@ -203,6 +213,9 @@ def on_change(*, namespace: str | None, name: str, logger: Logger, **_: Any) -> 
     reconcile_cluster(namespace or "default", name, logger)
 
 
+# The timer is the level-triggered heartbeat: waits (a learner catching up, a pod restarting) make
+# progress without sleeping in a handler. kopf puts a finalizer on resources with timers, so an
+# EtcdCluster is deleted only while an operator runs.
 @kopf.timer(GROUP, VERSION, PLURAL, id="tick", interval=RECONCILE_INTERVAL_SECONDS, initial_delay=2)
 def on_timer(*, namespace: str | None, name: str, logger: Logger, **_: Any) -> None:
     reconcile_cluster(namespace or "default", name, logger)

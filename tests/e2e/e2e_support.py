@@ -150,6 +150,11 @@ class EtcdClusterHandle:
         claims = self.cluster.api.items(f"/api/v1/namespaces/{self.namespace}/persistentvolumeclaims")
         return sorted(c["metadata"]["name"] for c in claims if not c["metadata"].get("deletionTimestamp"))
 
+    def wait_pvcs(self, replicas: int) -> None:
+        """Exactly the PVCs of ordinals 0..replicas-1 (scale-down deletes the others)."""
+        wanted = [f"data-{self.name}-{i}" for i in range(replicas)]
+        wait_for(lambda: self.pvc_names() == wanted, WAIT, f"exactly the PVCs of {replicas} members", 1)
+
     def endpoints(self) -> list[str]:
         return [f"{p['status']['podIP']}:2379" for p in self.pods() if p.get("status", {}).get("podIP")]
 

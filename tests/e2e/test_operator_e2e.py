@@ -59,12 +59,7 @@ def step(handle: EtcdClusterHandle, operator: Operator, replicas: int, test: str
     handle.scale(replicas)
     seconds = handle.wait_converged(replicas, operator=operator)
     record(test, f"scale to {replicas}", seconds)
-    wait_for(
-        lambda: handle.pvc_names() == [f"data-example-{i}" for i in range(replicas)],
-        WAIT,
-        f"exactly the PVCs of {replicas} members",
-        interval=1,
-    )
+    handle.wait_pvcs(replicas)
 
 
 @pytest.mark.parametrize("image", IMAGES)
@@ -169,12 +164,7 @@ def test_the_operator_killed_mid_scale_up_and_mid_scale_down_converges(
         assert operation.get("type") == kind, operation  # recorded before the step it died after
         operator.start()
         handle.wait_converged(replicas, operator=operator)
-        wait_for(
-            lambda r=replicas: handle.pvc_names() == [f"data-example-{i}" for i in range(r)],
-            WAIT,
-            "the PVCs to match",
-            interval=1,
-        )
+        handle.wait_pvcs(replicas)
     assert writer.stop_and_verify(handle.endpoints()) > 0
 
 
