@@ -35,7 +35,7 @@ from petcd.proto import rpc_pb2 as pb
 from petcd.raft.node import Config as RaftConfig
 from petcd.raft.node import RawNode
 from petcd.raft.storage import MemoryStorage
-from petcd.raft.types import ConfState, Message, MessageType, Role, Snapshot
+from petcd.raft.types import ConfState, Message, MessageType, Role, Snapshot, SnapshotMetadata
 from petcd.server import bootstrap, snapshot_data
 from petcd.server.apply import StateMachine
 from petcd.server.background import Background
@@ -401,10 +401,15 @@ class Member:
         out = []
         for m in messages:
             if m.type == MessageType.MsgSnap and m.snapshot is not None:
-                # A follower too far behind gets the whole backend with the snapshot.
-                local = snapshot_data.unpack(m.snapshot.data)
-                data = snapshot_data.pack(replace(local, backend=self.store.backend.snapshot_bytes()))
-                m = replace(m, snapshot=replace(m.snapshot, data=data))
+                # A follower too far behind gets the whole backend, described as applied now (index,
+                # term, configuration), as etcd's merged snapshot message: the stored snapshot's
+                # configuration predates members added since, and they would refuse it.
+                state = self.server.state
+                store = self.store
+                metadata = SnapshotMetadata(store.consistent_index, store.term, self.server.conf_state)
+                data = snapshot_data.SnapshotData(state.membership.to_json(), state.v2.save(),
+                                                  store.backend.snapshot_bytes())
+                m = replace(m, snapshot=Snapshot(metadata, snapshot_data.pack(data)))
             out.append(m)
         self.transport.send(out)
 
