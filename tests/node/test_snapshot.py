@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import grpc
@@ -41,10 +42,11 @@ def shell(command: str, path_first: Path | None = None, **variables: str) -> sub
                           check=False)
 
 
-def key_space(endpoint: str, revision: int = 0) -> list[KV]:
+def key_space(endpoint: str, revision: int = 0, serializable: bool = False) -> list[KV]:
     with grpc.insecure_channel(endpoint.removeprefix("http://")) as channel:
         stub = rpc_pb2_grpc.KVStub(channel)  # type: ignore[no-untyped-call]
-        resp = stub.Range(pb.RangeRequest(key=b"\0", range_end=b"\0", revision=revision), timeout=10)
+        request = pb.RangeRequest(key=b"\0", range_end=b"\0", revision=revision, serializable=serializable)
+        resp = stub.Range(request, timeout=10)
     return [(kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease) for kv in resp.kvs]
 
 
@@ -117,6 +119,23 @@ def test_save_restore_into_a_new_three_member_cluster(sandbox: Sandbox, tmp_path
     lease_id = expected[current][-1][5]
     alive = new.etcdctl("lease", "timetolive", f"{lease_id:x}", "--keys").check().stdout
     assert "remaining" in alive and "attached keys([leased])" in alive, alive
+    after: KV = (b"after", b"1", current + 1, current + 1, 1, 0)
+    joiner_learns_the_restored_cluster(sandbox, new, sorted([*expected[current], after]))
+
+
+def joiner_learns_the_restored_cluster(sandbox: Sandbox, cluster: Cluster, expected: list[KV]) -> None:
+    """A member added after the restore replays the new cluster's log from its first entry: the
+    founders must be in it (the restore wrote their bootstrap entries), or it would not follow them."""
+    (address,) = sandbox.addresses(["new4"])
+    cluster.etcdctl("member", "add", "new4", f"--peer-urls={address.peer_url}", "--learner").check()
+    flags = static_flags(address, sandbox.data_dir(address), [m.address for m in cluster.members] + [address],
+                         token=cluster.token, state="existing")
+    learner = sandbox.member(PETCD, address, flags)
+    learner.wait_healthy(60)
+    deadline = time.monotonic() + 60
+    while (seen := key_space(learner.client_url, serializable=True)) != expected:
+        assert time.monotonic() < deadline, f"the added member never caught up: {len(seen)} keys"
+        time.sleep(0.5)
 
 
 def test_corrupted_snapshot_is_refused_and_nothing_written(sandbox: Sandbox, tmp_path: Path) -> None:

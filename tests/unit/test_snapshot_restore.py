@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 from petcd.config import ConfigError
+from petcd.proto import raft_internal_pb2 as ipb
 from petcd.proto import rpc_pb2 as pb
+from petcd.raft.types import ConfChangeType, ConfState, EntryType, SnapshotMetadata, decode_conf_change
+from petcd.server import snapshot_data
 from petcd.server.apply import StateMachine
 from petcd.server.membership import Membership
 from petcd.snapshot import command
@@ -22,6 +25,7 @@ from petcd.snapshot.snapfile import Receiver, SnapshotError
 from petcd.storage.disk import RaftDisk
 from petcd.storage.kv import DeleteRangeRequest, KeyValue, PutRequest, RangeRequest
 from petcd.storage.mvcc import MVCCStore
+from petcd.storage.wal import WAL
 
 LEASE = 0x1234
 CLUSTER = "m1=http://10.0.0.1:2380,m2=http://10.0.0.2:2380,m3=http://10.0.0.3:2380"
@@ -84,7 +88,8 @@ def test_restored_store_has_every_key_and_revision(source: MVCCStore, snapshot: 
         assert store.current_revision == source.current_revision
         assert store.compact_revision == source.compact_revision == 20
         assert history(store) == expected
-        assert store.consistent_index == 0 and store.term == 0  # the new Raft log starts from scratch
+        # applied up to the new Raft log's snapshot (the 3 founders' bootstrap entries), not the old log's
+        assert (store.consistent_index, store.term) == (3, 1)
         assert store.lessor.lookup(LEASE) is not None
         assert store.lessor.lease_of(b"leased") == LEASE
     finally:
@@ -100,7 +105,6 @@ def test_membership_is_replaced_with_bootstrap_ids(snapshot: Path, tmp_path: Pat
         state = StateMachine(store, Membership(0), 0, lambda _r: pb.ResponseHeader(), time.monotonic)
         assert state.load()
         assert state.membership.to_json() == expected.to_json()
-        assert state.initial_conf_state().voters == expected.voters()
         assert state.alarms == set()
     finally:
         store.close()
@@ -109,7 +113,22 @@ def test_membership_is_replaced_with_bootstrap_ids(snapshot: Path, tmp_path: Pat
     disk, recovered = RaftDisk.open(done.wal_dir, done.snap_dir)
     disk.close()
     assert (recovered.metadata.node_id, recovered.metadata.cluster_id) == (me, expected.cluster_id)
-    assert recovered.entries == [] and recovered.snapshot is None
+    # etcd's restore: the founders' bootstrap entries 1..3, committed, then a Raft snapshot at 3 (a member
+    # added later is sent the backend instead of replaying a log without the restored keys)
+    assert recovered.hard_state.commit == 3 and recovered.hard_state.term == 1
+    assert recovered.snapshot is not None and recovered.entries == []
+    assert recovered.snapshot.metadata == SnapshotMetadata(3, 1, ConfState(voters=expected.voters()))
+    assert snapshot_data.unpack(recovered.snapshot.data).membership_json == expected.to_json()
+    wal, state_in_wal = WAL.open(done.wal_dir, snapshot_index=0)
+    wal.close()
+    assert [(e.index, e.term, e.type) for e in state_in_wal.entries] == [(i, 1, EntryType.CONF_CHANGE)
+                                                                         for i in (1, 2, 3)]
+    changes = [decode_conf_change(e.data) for e in state_in_wal.entries]
+    assert [(c.type, c.node_id) for c in changes] == [(ConfChangeType.ADD_NODE, v) for v in expected.voters()]
+    for change in changes:
+        context = ipb.ConfChangeContext.FromString(change.context)
+        member = expected.members[change.node_id]
+        assert (context.member.name, list(context.member.peerURLs)) == (member.name, list(member.peer_urls))
 
 
 def test_ids_are_the_ones_etcd_restore_derives(snapshot: Path, tmp_path: Path) -> None:

@@ -2,10 +2,12 @@
 
 As etcdutl's restore: the key space, its revisions, the compaction state, leases and auth are kept;
 the membership is replaced by --initial-cluster, with member and cluster IDs derived as at bootstrap
-(so every member restored with the same flags agrees), and the applied index starts again at 0 for the
-new Raft log. The data dir holds exactly what a bootstrapping member writes (backend with the
-membership and Raft's initial configuration, an empty WAL whose metadata names the member and the
-cluster), so `petcd --data-dir <dir> ...` restarts from it and forms the cluster. Alarms are dropped:
+(so every member restored with the same flags agrees). The Raft state is etcd's restore's: a WAL
+(its metadata naming the member and the cluster) with the founders' committed ADD_NODE entries 1..n
+of RawNode.bootstrap, then a Raft snapshot at index n holding the configuration, and the backend's
+applied index set to n. `petcd --data-dir <dir> ...` restarts from it and forms the cluster; because
+the log begins after the snapshot, a member added later is sent the whole backend (MsgSnap) instead
+of replaying a log that does not hold the restored keys. Alarms are dropped:
 the members they name are not in the new cluster. v2 keys are not in a backend snapshot (etcd drops
 them too).
 
@@ -26,7 +28,11 @@ from pathlib import Path
 
 from petcd import config
 from petcd.proto import rpc_pb2 as pb
-from petcd.raft.types import ConfState
+from petcd.raft.node import Config as RaftConfig
+from petcd.raft.node import RawNode
+from petcd.raft.storage import MemoryStorage
+from petcd.raft.types import ConfState, Snapshot, SnapshotMetadata
+from petcd.server import bootstrap, snapshot_data
 from petcd.server.apply import StateMachine
 from petcd.server.ids import member_id
 from petcd.server.membership import Membership
@@ -94,9 +100,29 @@ def _new_membership(cfg: config.Config) -> tuple[Membership, int]:
     return membership, member_id(cfg.initial_advertise_peer_urls, cfg.initial_cluster_token)
 
 
-def rewrite_for_new_cluster(backend_path: Path, membership: Membership, me: int) -> None:
-    """Turn a copied backend into a bootstrapping member's: new membership and initial Raft
-    configuration, nothing applied yet, no alarms. Keys, revisions, leases and auth stay."""
+def write_raft_state(wal_dir: Path, snap_dir: Path, membership: Membership, me: int) -> SnapshotMetadata:
+    """The founders' bootstrap entries (what RawNode.bootstrap's first Ready persists, the same on
+    every member restored with the same flags), then a Raft snapshot at the last of them."""
+    node = RawNode(RaftConfig(id=me, storage=MemoryStorage()))
+    node.bootstrap(membership.voters(), bootstrap.founding_contexts(membership))
+    ready = node.ready()
+    last = ready.entries[-1]
+    conf = ConfState(voters=membership.voters())
+    metadata = SnapshotMetadata(index=last.index, term=last.term, conf_state=conf)
+    data = snapshot_data.pack(snapshot_data.SnapshotData(membership.to_json()))
+    disk = RaftDisk.create(wal_dir, snap_dir, WalMetadata(me, membership.cluster_id))
+    try:
+        disk.save(ready.hard_state, ready.entries, must_sync=True)
+        disk.save_snapshot(Snapshot(metadata=metadata, data=data))
+    finally:
+        disk.close()
+    return metadata
+
+
+def rewrite_for_new_cluster(backend_path: Path, membership: Membership, me: int,
+                            applied: SnapshotMetadata) -> None:
+    """Turn a copied backend into a restored member's: new membership, applied up to the Raft
+    snapshot `write_raft_state` wrote, no alarms. Keys, revisions, leases and auth stay."""
     store = MVCCStore.open(backend_path)
     try:
         state = StateMachine(store, membership, me, lambda _rev: pb.ResponseHeader(), time.monotonic)
@@ -105,9 +131,9 @@ def rewrite_for_new_cluster(backend_path: Path, membership: Membership, me: int)
             for name in CLEARED_DATABASES:
                 batch.lmdb_txn.drop(backend.db(name), delete=False)
             state.save_membership(batch)
-            state.save_initial_conf_state(batch, ConfState(voters=membership.voters()))
-            backend.put_meta_int(batch.lmdb_txn, CONSISTENT_INDEX, 0)
-            backend.put_meta_int(batch.lmdb_txn, TERM, 0)
+            state.save_initial_conf_state(batch, ConfState())
+            backend.put_meta_int(batch.lmdb_txn, CONSISTENT_INDEX, applied.index)
+            backend.put_meta_int(batch.lmdb_txn, TERM, applied.term)
         backend.sync()
     finally:
         store.close()
@@ -144,8 +170,8 @@ def restore(snapshot_path: str | os.PathLike[str], options: RestoreOptions) -> R
                          wal_dir=str(staging / "wal") if cfg.wal_dir else "")
         staged.snap_path.mkdir(parents=True)
         snapfile.copy_backend(snapshot, staged.snap_path / BACKEND_FILE)
-        rewrite_for_new_cluster(staged.snap_path / BACKEND_FILE, membership, me)
-        RaftDisk.create(staged.wal_path, staged.snap_path, WalMetadata(me, membership.cluster_id)).close()
+        applied = write_raft_state(staged.wal_path, staged.snap_path, membership, me)
+        rewrite_for_new_cluster(staged.snap_path / BACKEND_FILE, membership, me, applied)
         if cfg.wal_dir:
             Path(cfg.wal_dir).parent.mkdir(parents=True, exist_ok=True)
             _move_into_place(staged.wal_path, Path(cfg.wal_dir))
