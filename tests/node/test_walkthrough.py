@@ -226,10 +226,21 @@ def run_document(text: str, document: str, workdir: Path) -> int:
     session = Session(workdir)
     try:
         for step in runnable:
-            check_step(step, session.run(step.script), document)
+            try:
+                outcome = session.run(step.script)
+            except AssertionError as exc:
+                raise AssertionError(f"{document}:{step.line}: {exc}\n{log_tails(workdir)}") from None
+            check_step(step, outcome, document)
     finally:
         session.close()
     return len(runnable)
+
+
+def log_tails(workdir: Path, lines: int = 12) -> str:
+    """The end of every log file the document's commands wrote, to show why a block hung."""
+    return "\n".join(f"--- {log.name}:\n" + "\n".join(line[:400] for line in log.read_text(errors="replace")
+                                                     .splitlines()[-lines:])
+                     for log in sorted(workdir.glob("*.log")))
 
 
 # --------------------------------------------------------------------------------------------------
