@@ -12,8 +12,10 @@ import json
 import os
 import re
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 from e2e_support import (
     PETCD_IMAGE,
     ROOT,
@@ -26,6 +28,7 @@ from e2e_support import (
     record,
 )
 from testenv.fixtures import KubeCluster
+from testenv.kubeapi import ApiError
 from testenv.processes import wait_for
 
 # petcd members in pods do not yet form a cluster the operator can see as healthy: every member's
@@ -67,14 +70,16 @@ def step(handle: EtcdClusterHandle, operator: Operator, replicas: int, test: str
 
 @pytest.mark.parametrize("image", IMAGES)
 def test_apply_becomes_available_and_is_found_by_srv(
-    operator: Operator, namespace: str, image: str, request: pytest.FixtureRequest
+    operator: Operator, namespace: str, image: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     cluster = operator.cluster
+    manifest = ROOT / "examples" / "etcdcluster.yaml"
+    if image != PETCD_IMAGE:  # the example runs the default (petcd) image: the same file, another image
+        manifest = tmp_path / "etcdcluster.yaml"
+        manifest.write_text(yaml.safe_dump(example("example", image)))
     began = time.monotonic()
-    cluster.kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples" / "etcdcluster.yaml"))
+    cluster.kubectl("apply", "-n", namespace, "-f", str(manifest))
     handle = EtcdClusterHandle(cluster, namespace, "example")
-    if image != PETCD_IMAGE:  # the example uses the default (petcd) image
-        handle.patch_spec({"image": image})
     handle.wait_converged(3, operator=operator)
     record(request.node.name, "apply -> Available with 3 members", time.monotonic() - began)
     writer = Writer(handle.endpoints)
@@ -104,6 +109,14 @@ def test_apply_becomes_available_and_is_found_by_srv(
     assert status["clusterID"] and status["bootstrapReplicas"] == 3 and status["phase"] == "Running"
     config = cluster.api.get(f"/api/v1/namespaces/{namespace}/configmaps/example-config")["data"]
     assert config["ETCD_INITIAL_CLUSTER_STATE"] == "existing"  # everything from now on joins
+    for refused, rule in (
+        ({"storage": {"size": "512Mi"}}, "storage.size cannot shrink"),
+        ({"storage": {"ephemeral": True}}, "storage.ephemeral is immutable"),
+        ({"options": {"initial-cluster-state": "new"}}, "options may not set flags the operator manages"),
+    ):
+        with pytest.raises(ApiError) as rejected:
+            handle.patch_spec(refused)
+        assert rejected.value.status == 422 and rule in str(rejected.value)
     time.sleep(2)
     assert writer.stop_and_verify(handle.endpoints()) > 0
 
