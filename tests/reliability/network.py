@@ -90,6 +90,7 @@ class PartitionableNetwork:
                 (member.client_veth, "eth0", member.client_ip, client_prefix, self.layout.bridge),
                 (member.peer_veth, "eth1", member.peer_ip, peer_prefix, peer_bridge(self.layout, 0)),
             ):
+                ip("link", "delete", host_side, check=False)  # a predecessor's, see release
                 ip("link", "add", host_side, "type", "veth", "peer", "name", f"{host_side}x")
                 ip("link", "set", f"{host_side}x", "netns", ns)
                 ip("link", "set", f"{host_side}x", "name", inside, netns=ns)
@@ -121,7 +122,12 @@ class PartitionableNetwork:
             ip("link", "set", member.peer_veth, "master", peer_bridge(self.layout, 0))
 
     def release(self) -> None:
-        """Delete the namespaces (their veths go with them) and every bridge of this network."""
+        """Delete the veths, the namespaces and every bridge of this network. The veths go first:
+        a namespace outlives `ip netns delete` while another mount namespace (one made by
+        `unshare --mount` elsewhere on the machine) still holds a copy of its mount."""
+        for member in self.members:
+            ip("link", "delete", member.client_veth, check=False)
+            ip("link", "delete", member.peer_veth, check=False)
         self._claim.remove_leftovers()
         for group in range(self._groups):
             ip("link", "delete", peer_bridge(self.layout, group), check=False)

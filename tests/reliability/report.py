@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .anomalies import Anomaly
@@ -53,7 +53,8 @@ class RunReport:
         print(self.render(), flush=True)
         destination = os.environ.get("PETCD_RELIABILITY_REPORT")
         if destination:
-            record = asdict(self)
+            # asdict would rebuild each Counter from (key, count) pairs, counting the pairs
+            record = {f.name: getattr(self, f.name) for f in fields(self)}
             record["anomalies"] = [str(a) for a in self.anomalies]
             with Path(destination).open("a") as out:
                 out.write(json.dumps(record) + "\n")

@@ -31,12 +31,18 @@ def test_serializable_reads_from_a_cut_off_member_are_reported(sandbox: Sandbox)
         network.create()
         cluster = start_cluster(sandbox, etcd, network)
         connections = Connections(cluster.endpoints)
-        cut_off, majority = connections.members[0], connections.members[1]
         try:
+            # cut off a follower, so that the majority keeps its leader and writes go on at once
+            statuses = [
+                m.maintenance.Status(rpc_pb2.StatusRequest(), timeout=10) for m in connections.members
+            ]
+            leader = next(i for i, s in enumerate(statuses) if s.header.member_id == s.leader)
+            follower = (leader + 1) % 3
+            cut_off, majority = connections.members[follower], connections.members[leader]
             first = history.call(0, "put", KEY, value="0")
             put = majority.kv.Put(rpc_pb2.PutRequest(key=KEY.encode(), value=b"0"), timeout=REQUEST_TIMEOUT)
             first.returned(revision=put.header.revision)
-            network.partition([[1, 2], [0]])
+            network.partition([[i for i in range(3) if i != follower], [follower]])
             for value in range(1, WRITES + 1):
                 pending = history.call(0, "put", KEY, value=str(value))
                 request = rpc_pb2.PutRequest(key=KEY.encode(), value=str(value).encode())
