@@ -113,6 +113,10 @@ def test_apply_becomes_available_and_is_found_by_srv(
         ({"storage": {"size": "512Mi"}}, "storage.size cannot shrink"),
         ({"storage": {"ephemeral": True}}, "storage.ephemeral is immutable"),
         ({"options": {"initial-cluster-state": "new"}}, "options may not set flags the operator manages"),
+        (
+            {"image": UPSTREAM_ETCD_IMAGE if image == PETCD_IMAGE else PETCD_IMAGE},
+            "spec.image cannot switch between petcd and upstream etcd",
+        ),
     ):
         with pytest.raises(ApiError) as rejected:
             handle.patch_spec(refused)

@@ -4,6 +4,7 @@ in test_packaging.py; the CEL rules are checked by a real API server in the e2e 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,21 @@ def test_the_status_the_operator_writes_fits_the_schema(scenario: str) -> None:
     status_schema = as_json_schema(schema("status"))
     status_schema["additionalProperties"] = False  # every field we write must be declared
     jsonschema.validate(world.status, status_schema)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "petcd/petcd:0.1.0",
+        "registry.local:5000/petcd@sha256:ab",
+        "quay.io/coreos/etcd:v3.4.23",
+        "x/petcd-operator:1",
+    ],
+)
+def test_the_cel_flavor_rule_agrees_with_the_operator(image: str) -> None:
+    rule = next(r["rule"] for r in schema("spec")["x-kubernetes-validations"] if "petcd" in r["rule"])
+    pattern = re.search(r"matches\('([^']+)'\)", rule)
+    assert pattern is not None
+    in_cel = re.search(pattern.group(1), image) is not None  # CEL's matches() is an unanchored RE2 search
+    operator_flavor = parse({"metadata": {"name": "x", "uid": "u"}, "spec": {"image": image}}).flavor
+    assert in_cel == (operator_flavor == "petcd")
