@@ -31,6 +31,7 @@ from petcd_operator.planner import (
     PromoteLearner,
     RemoveMember,
     ReplacePod,
+    ResizePVC,
     RollPod,
     ScaleStatefulSet,
     Step,
@@ -143,6 +144,8 @@ class KubeAccess:
             self.members.remove(self.endpoints, step.member_id, spec.peer_url(step.ordinal))
         elif isinstance(step, DeletePVC):
             self.kube.delete_pvc(spec, step.ordinal)
+        elif isinstance(step, ResizePVC):
+            self.kube.resize_pvc(spec, step.ordinal, step.size)
         elif isinstance(step, ReplacePod | RollPod):
             self.kube.delete_pod(spec, step.ordinal)
         else:

@@ -119,7 +119,9 @@ class Kube:
         for pvc in listed:
             ordinal = _ordinal(pvc.metadata.name, f"data-{spec.name}")
             if ordinal is not None:
-                out.append(PvcObs(ordinal, pvc.metadata.uid, pvc.metadata.deletion_timestamp is not None))
+                requests = (pvc.spec.resources.requests if pvc.spec and pvc.spec.resources else None) or {}
+                deleting = pvc.metadata.deletion_timestamp is not None
+                out.append(PvcObs(ordinal, pvc.metadata.uid, deleting, str(requests.get("storage", ""))))
         return sorted(out, key=lambda p: p.ordinal)
 
     # --- changing them ---------------------------------------------------------------------------
@@ -161,6 +163,10 @@ class Kube:
         except ApiException as error:
             if not _missing(error) and error.status != 409:  # gone, or already replaced (uid changed)
                 raise
+
+    def resize_pvc(self, spec: ClusterSpec, ordinal: int, size: str) -> None:
+        body = {"spec": {"resources": {"requests": {"storage": size}}}}
+        self.core.patch_namespaced_persistent_volume_claim(spec.pvc_name(ordinal), spec.namespace, body)
 
     def delete_pvc(self, spec: ClusterSpec, ordinal: int) -> None:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from petcd_operator.spec import ClusterSpec, quorum
+from petcd_operator.spec import ClusterSpec, quantity_bytes, quorum
 from petcd_operator.state import MemberObs, MembersObs, Observed, Operation, Recorded
 
 LEARNER_TIMEOUT_SECONDS = 300.0
@@ -74,6 +74,14 @@ class RemoveMember(Step):
 @dataclass(frozen=True)
 class DeletePVC(Step):
     ordinal: int
+
+
+@dataclass(frozen=True)
+class ResizePVC(Step):
+    """Grow a member's PVC to spec.storage.size (the StatefulSet's claim template is immutable)."""
+
+    ordinal: int
+    size: str
 
 
 @dataclass(frozen=True)
@@ -430,7 +438,24 @@ def _start(view: _View, recorded: Recorded) -> Plan:
                 None, Wait("WaitingForHealthyMembers", f"unhealthy: {', '.join(others_unhealthy)}", True)
             )
         return _begin(view, Operation("ScaleDown", k, spec.peer_url(k), started_at=now))
-    return _start_roll(view)
+    rolling = _start_roll(view)
+    if not isinstance(rolling.step, InSync):
+        return rolling
+    resize = _smaller_pvc(view)  # last: a storage class that cannot expand must not block the rest
+    return Plan(None, resize) if resize is not None else rolling
+
+
+def _smaller_pvc(view: _View) -> ResizePVC | None:
+    """The first member PVC that asks for less storage than the spec (growth only; CEL refuses shrink)."""
+    spec = view.spec
+    if spec.storage.ephemeral:
+        return None
+    wanted = quantity_bytes(spec.storage.size)
+    for pvc in view.observed.pvcs:
+        member_pvc = pvc.ordinal < view.sts_replicas and pvc.size and not pvc.deleting
+        if member_pvc and quantity_bytes(pvc.size) < wanted:
+            return ResizePVC(pvc.ordinal, spec.storage.size)
+    return None
 
 
 def _start_roll(view: _View) -> Plan:

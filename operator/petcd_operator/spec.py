@@ -167,6 +167,31 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(n) for n in numbers[:3]) if numbers else (0,)
 
 
+_SUFFIXES = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "": 1,
+}
+
+
+def quantity_bytes(quantity: str) -> float:
+    """A Kubernetes storage quantity ("1Gi", "500M", "1e9") in bytes."""
+    match = re.fullmatch(r"([0-9.]+(?:[eE][0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|)", quantity.strip())
+    if not match:
+        raise SpecError(f"not a storage quantity: {quantity!r}")
+    return float(match.group(1)) * _SUFFIXES[match.group(2)]
+
+
 def quorum(voters: int) -> int:
     return voters // 2 + 1
 

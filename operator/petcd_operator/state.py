@@ -57,6 +57,7 @@ class PvcObs:
     ordinal: int
     uid: str
     deleting: bool = False
+    size: str = ""  # spec.resources.requests.storage ("" = unknown)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from petcd_operator.planner import (
     PromoteLearner,
     RemoveMember,
     ReplacePod,
+    ResizePVC,
     RollPod,
     ScaleStatefulSet,
     Step,
@@ -67,6 +68,7 @@ class World:
     pods: dict[int, Pod] = field(default_factory=dict)
     pvcs: dict[int, str] = field(default_factory=dict)
     pvc_deleting: set[int] = field(default_factory=set)
+    pvc_sizes: dict[int, str] = field(default_factory=dict)
     pvc_owner: dict[str, int] = field(default_factory=dict)  # volume UID -> the member whose data it holds
     members: list[Member] = field(default_factory=list)
     leader: int = 0
@@ -110,7 +112,10 @@ class World:
                 PodObs(o, p.uid, ready=o in self.ready(), revision=p.revision, ip=f"10.0.0.{o}")
                 for o, p in sorted(self.pods.items())
             ),
-            pvcs=tuple(PvcObs(o, u, deleting=o in self.pvc_deleting) for o, u in sorted(self.pvcs.items())),
+            pvcs=tuple(
+                PvcObs(o, u, deleting=o in self.pvc_deleting, size=self.pvc_sizes.get(o, ""))
+                for o, u in sorted(self.pvcs.items())
+            ),
             members=members,
             object_hashes={k: o["metadata"]["annotations"][HASH_ANNOTATION] for k, o in self.objects.items()},
         )
@@ -128,7 +133,16 @@ class World:
         self.performed.append(step)
         if isinstance(step, ApplyObjects):
             for key in step.keys:
-                if key.startswith("StatefulSet/") and key not in self.objects:
+                if key.startswith("StatefulSet/") and key in self.objects:
+                    # Only the template is patched: the claim template and replicas stay.
+                    template = objects[key]["spec"]["template"]
+                    self.objects[key] = {
+                        **self.objects[key],
+                        "spec": {**self.objects[key]["spec"], "template": template},
+                    }
+                    self.objects[key]["metadata"] = objects[key]["metadata"]
+                    continue
+                if key.startswith("StatefulSet/"):
                     self.sts_replicas = step.statefulset_replicas
                 self.objects[key] = dict(objects[key])
         elif isinstance(step, ScaleStatefulSet):
@@ -149,6 +163,8 @@ class World:
                 self.pvc_deleting.add(step.ordinal)  # pvc-protection holds it while a pod uses it
             else:
                 self.pvcs.pop(step.ordinal, None)
+        elif isinstance(step, ResizePVC):
+            self.pvc_sizes[step.ordinal] = step.size
         elif isinstance(step, ReplacePod | RollPod):
             self.pods.pop(step.ordinal, None)
             restarted = self.member_at(step.ordinal)
@@ -214,6 +230,7 @@ class World:
             if ordinal not in self.pods:
                 if ordinal not in self.pvcs:
                     self.pvcs[ordinal] = f"pvc-{next(self.uids)}"
+                    self.pvc_sizes[ordinal] = self.claim_template_size()
                 self.pods[ordinal] = Pod(f"pod-{next(self.uids)}", self.template_revision, self.pvcs[ordinal])
         self.form_cluster()
         for ordinal, pod in self.pods.items():
@@ -231,6 +248,12 @@ class World:
             elif not member.down:
                 member.started, member.name, member.pvc_uid = True, self.spec.pod_name(ordinal), pod.pvc_uid
                 self.pvc_owner[pod.pvc_uid] = member.id
+
+    def claim_template_size(self) -> str:
+        """The StatefulSet's claim template is immutable: it keeps the size it was created with."""
+        sts = self.objects[f"StatefulSet/{self.spec.name}"]
+        size: str = sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+        return size
 
     def form_cluster(self) -> None:
         config = self.objects.get(f"ConfigMap/{self.spec.config_map}")

@@ -23,6 +23,7 @@ from petcd_operator.planner import (
     RefuseScaleDown,
     RemoveMember,
     ReplacePod,
+    ResizePVC,
     RollPod,
     ScaleStatefulSet,
     Step,
@@ -30,7 +31,7 @@ from petcd_operator.planner import (
     plan,
 )
 from petcd_operator.reconciler import reconcile_pass
-from petcd_operator.spec import ClusterSpec, parse
+from petcd_operator.spec import ClusterSpec, parse, quantity_bytes
 from petcd_operator.state import MemberObs, MembersObs, Observed, Recorded, StatefulSetObs
 
 TIMEOUT = 300.0
@@ -350,6 +351,29 @@ def test_an_image_change_rolls_through_a_template_change() -> None:
     world.spec = dataclasses.replace(world.spec, image="petcd/petcd:0.2.0", version="0.2.0")
     run(world, clock)  # the model keeps one revision; the template patch is what we check here
     assert any(isinstance(s, ApplyObjects) and s.keys == ("StatefulSet/etcd",) for s in world.performed)
+
+
+# --- storage growth -------------------------------------------------------------------------------
+def test_a_larger_storage_size_grows_every_member_pvc_one_at_a_time() -> None:
+    world, clock = bootstrapped(3)
+    world.spec = make_spec(3, storage={"size": "2Gi"})
+    assert isinstance(run(world, clock).step, InSync)
+    resized = [s.ordinal for s in membership_steps(world) if isinstance(s, ResizePVC)]
+    assert resized == [0, 1, 2] and set(world.pvc_sizes.values()) == {"2Gi"}
+    world.performed.clear()
+    world.spec = make_spec(4, storage={"size": "2Gi"})
+    run(world, clock)
+    # The new member's PVC comes from the (immutable) claim template at 1Gi, then grows.
+    assert [s.ordinal for s in membership_steps(world) if isinstance(s, ResizePVC)] == [3]
+    assert world.pvc_sizes[3] == "2Gi"
+    assert_converged(world, 4)
+
+
+@pytest.mark.parametrize(
+    ("quantity", "size"), [("1Gi", 2**30), ("500M", 5e8), ("1.5Ki", 1536), ("1e3", 1000)]
+)
+def test_quantities(quantity: str, size: float) -> None:
+    assert quantity_bytes(quantity) == size
 
 
 # --- refusals and waits ----------------------------------------------------------------------------
