@@ -48,4 +48,4 @@ tools: ## build kube-apiserver, controller-manager, scheduler, CoreDNS, helm onc
 	$(PYTHON) tests/testenv/toolchain.py
 
 dev: tools ## a local Kubernetes cluster (control plane + process kubelet, as root); prints the KUBECONFIG
-	PYTHONPATH=tests $(PYTHON) -m testenv.dev
+	$(if $(STORE),PETCD_TESTENV_STORE=$(STORE)) PYTHONPATH=tests $(PYTHON) -m testenv.dev

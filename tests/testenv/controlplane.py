@@ -19,6 +19,7 @@ import dns.message
 import dns.query
 import yaml
 
+from testenv import petcd_store
 from testenv import pki as pki_module
 from testenv.processes import LoggedProcess, wait_for
 from testenv.toolchain import Toolchain
@@ -86,6 +87,8 @@ class ControlPlaneConfig:
     # The store: None starts Debian's etcd on loopback; a list points the API server elsewhere
     # (e.g. a petcd cluster).
     etcd_servers: list[str] | None = None
+    # Without etcd_servers: "etcd" (Debian's, one member) or "petcd" (3 members); PETCD_TESTENV_STORE.
+    store: str = field(default_factory=petcd_store.store_from_environment)
     extra_apiserver_flags: list[str] = field(default_factory=list)
 
 
@@ -99,6 +102,7 @@ class ControlPlane:
         self.kubernetes_service_ip = str(ipaddress.IPv4Network(config.service_cidr).network_address + 1)
         self.pki = pki_module.generate(config.run_dir / "pki", [config.address, self.kubernetes_service_ip])
         self.etcd_servers: list[str] = list(config.etcd_servers or [])
+        self.petcd_members: list[petcd_store.PetcdMember] = []
 
     @property
     def server(self) -> str:
@@ -112,7 +116,11 @@ class ControlPlane:
     def start(self) -> None:
         started = time.monotonic()
         try:
-            if not self.etcd_servers:
+            if self.etcd_servers:
+                pass
+            elif self.config.store == "petcd":
+                self._start_petcd()
+            else:
                 self._start_etcd()
             apiserver = self._start_apiserver()
             write_kubeconfig(self.kubeconfig, self.server, self.pki)
@@ -134,6 +142,12 @@ class ControlPlane:
         argv += ["--initial-cluster", f"store={peer_url}", "--log-level", "warn"]
         self._start("etcd", argv)
         self.etcd_servers = [client_url]
+
+    def _start_petcd(self) -> None:
+        self.petcd_members, processes = petcd_store.start(self.config.run_dir, self.logs)
+        self.processes += processes
+        self.etcd_servers = [m.client_url for m in self.petcd_members]
+        self.config.extra_apiserver_flags += petcd_store.APISERVER_FLAGS
 
     def _start_apiserver(self) -> LoggedProcess:
         tls = self.pki
