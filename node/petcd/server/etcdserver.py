@@ -96,6 +96,8 @@ class EtcdServer:
         self._background = Background()
         self.stopped = False
         self.poke: Callable[[], None] = lambda: None  # set by the Ready loop's owner
+        # Set once the cluster knows this member's name and client URLs (etcd's ReadyNotify).
+        self.published = asyncio.Event()
         self.on_events: Callable[[Sequence[Event]], None] = lambda events: None  # the watch hub
         self.on_removed: Callable[[], None] = lambda: None
         self.on_membership_changed: Callable[[], None] = lambda: None
@@ -487,15 +489,16 @@ class EtcdServer:
         while True:
             me = self.state.membership.members.get(self.member_id)
             if me is not None and me.name == s.name and list(me.client_urls) == list(s.client_urls):
-                return
+                break
             try:
                 await self.propose(ipb.InternalRaftRequest.FromString(req.SerializeToString()))
                 fields = {"local-member-id": f"{self.member_id:x}"}
                 log.info("published local member to cluster through raft", **fields)
-                return
+                break
             except errors.EtcdError as exc:
                 log.info("failed to publish local member; retrying", error=exc.message)
                 await asyncio.sleep(0.5)
+        self.published.set()
 
     # ---- maintenance -------------------------------------------------------------------------------
 

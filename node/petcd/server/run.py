@@ -154,6 +154,7 @@ class Member:
         self._background = Background()
         self.exit_code = 0
         self._founders: tuple[int, ...] = ()  # set when this start founds a new cluster
+        self._grpc_started = False
 
     # ---- recovery / bootstrap ---------------------------------------------------------------------
 
@@ -259,16 +260,29 @@ class Member:
         if self._founders == (member,):
             node.campaign()  # a lone voter need not wait out an election timeout
             self.loop.poke()
-        await self._start_client_listeners()
+        self._background.spawn(self._serve_clients_once_published())
         self._background.spawn(self._metrics_loop())
         mode, retention = cfg.auto_compaction
         if retention > 0:
             compactor = AutoCompactor(mode, retention, lambda: self.store.current_revision,
                                       lambda: self.server.role == Role.LEADER, self._compact)
             self._background.spawn(compactor.run())
+
+    async def _serve_clients_once_published(self) -> None:
+        """etcd serves clients only once the member has published itself through Raft (ReadyNotify):
+        a member that cannot reach a quorum of its cluster (e.g. a stranger with another cluster ID)
+        must not answer clients with its own view of the cluster."""
+        await self.server.published.wait()
+        try:
+            await self._start_client_listeners()
+        except OSError as exc:
+            log.error("failed to serve client requests", error=str(exc))
+            self.exit_code = 1
+            self.stopped.set()
+            return
         with contextlib.suppress(OSError):
             notify.ready(dict(os.environ))
-        log.info("ready to serve client requests", name=cfg.name)
+        log.info("ready to serve client requests", name=self.config.name)
 
     async def _start_peer_listeners(self) -> None:
         runner = web.AppRunner(build_peer_app(_PeerInfo(self), self._promote_for_peer), access_log=None)
@@ -287,6 +301,7 @@ class Member:
             os.unlink(self.grpc_socket)  # left behind by a killed predecessor
         self.grpc.add_insecure_port(f"unix:{self.grpc_socket}")
         await self.grpc.start()
+        self._grpc_started = True
         app = web.Application()
         client_http.add_routes(app, _Health(self), self.metrics)
         if cfg.enable_v2:
@@ -315,7 +330,8 @@ class Member:
             await listener.stop()
         if self._metrics_listeners is not None:
             await self._metrics_listeners.stop()
-        await self.grpc.stop(1.0)
+        if self._grpc_started:
+            await self.grpc.stop(1.0)
         await self.server.stop()
         await self.hub.stop()
         await self.loop.stop()
