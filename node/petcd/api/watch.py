@@ -60,6 +60,7 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
         sid, queue = self.dispatcher.open()
         reader = asyncio.get_running_loop().create_task(self._read(sid, request_iterator))
         leader_required = requires_leader(context)
+        get: asyncio.Future[WatchResponse] | None = None
         try:
             while True:
                 get = asyncio.ensure_future(queue.get())
@@ -75,6 +76,10 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
                 if leader_required and self.server.leader_id == 0:
                     await errors.abort_with(context, errors.NO_LEADER)
         finally:
+            # The client going away cancels this generator inside asyncio.wait: the pending get
+            # must not be left to the garbage collector ("Task was destroyed but it is pending").
+            if get is not None:
+                get.cancel()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
