@@ -31,6 +31,9 @@ cluster: ## set up petcd (pip install -e .) and run a local 3-member cluster on 
 	$(PYTHON) -m pip install -q -e .
 	$(PYTHON) deploy/procfile.py deploy/Procfile
 
+bench: tools-etcd ## etcd's benchmark tool against 3-member etcd 3.4 and petcd clusters (~10 min; BENCH_QUICK=1 ~2 min)
+	$(PYTHON) -m bench
+
 soak: ## long randomized runs (RAFT_SIM_SCHEDULES etc. raise the counts)
 	RAFT_SIM_SCHEDULES=$${RAFT_SIM_SCHEDULES:-20000} $(PYTEST) -m "unit or soak" tests/raft
 
