@@ -382,6 +382,8 @@ class Member:
 
     def _removed(self) -> None:
         log.warn("the member has been permanently removed from the cluster")
+        data_dir = str(self.config.effective_data_dir)
+        log.warn("data-dir used by this member must be removed", **{"data-dir": data_dir})
         asyncio.get_running_loop().call_later(1.0, self.stopped.set)
 
     # ---- transport Handler ------------------------------------------------------------------------
