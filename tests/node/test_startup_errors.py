@@ -72,6 +72,19 @@ def test_port_in_use_leaves_the_data_dir_as_it_was(sandbox: Sandbox, petcd: None
     assert fingerprint(member.data_dir) == before
 
 
+def test_existing_for_a_member_never_added_writes_nothing(sandbox: Sandbox, petcd: None) -> None:
+    running = sandbox.static_cluster(PETCD, 1, names=["etcd01"])
+    (newcomer,) = sandbox.addresses(["etcd02"])
+    data_dir = sandbox.data_dir(newcomer)
+    flags = static_flags(newcomer, data_dir, [running.members[0].address, newcomer], state="existing")
+    line = refusal_line(sandbox, newcomer, flags)
+    assert line.startswith("petcd: ") and line.endswith(
+        f"Attributes:{{Name:etcd01 ClientURLs:[{running.members[0].client_url}]}}}}] RemovedMemberIDs:[]}}:"
+        " member count is unequal"), line
+    assert not data_dir.exists()
+    assert list(running.member_ids()) == ["etcd01"]
+
+
 @pytest.mark.parametrize("document", WALKTHROUGHS)
 def test_walkthroughs_quote_the_warning(document: str) -> None:
     assert NO_LOOPBACK_WARNING in (DOCS / document).read_text(encoding="utf-8")
