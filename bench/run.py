@@ -20,11 +20,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
+
 from bench import procstat, readme, workloads
+from bench.fill import fill
+from bench.report import Report
 from bench.results import Measurement, Memory, Row, Run, to_json
-from bench.steps import Usage, measure
+from bench.steps import Outcome, Usage, measure, while_measuring
 from bench.table import render
-from bench.targets import IMPLEMENTATIONS, REPOSITORY, Sandbox, Target, cluster, noop_server
+from bench.targets import IMPLEMENTATIONS, REPOSITORY, Sandbox, Target, noop_server, ready, start_cluster
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Wall-clock budgets: a step that runs past its own bound is stopped and reported; once the run's
@@ -46,6 +50,14 @@ def versions(baseline: str, candidate: str) -> dict[str, str]:
     return {k: v for k, v in found.items() if v}
 
 
+_STARTED = time.monotonic()
+
+
+def say(text: str) -> None:
+    """Progress on stderr, with the seconds since the start."""
+    print(f"[{time.monotonic() - _STARTED:5.0f} s] {text}", file=sys.stderr, flush=True)
+
+
 class Budget:
     def __init__(self, seconds: float) -> None:
         self.deadline = time.monotonic() + seconds
@@ -59,7 +71,7 @@ def step(target: Target, workload: workloads.Workload, mode: str, budget: Budget
         return Measurement(None, "skipped: the run's time budget was spent")
     measured = measure(target, workload, STEP_SECONDS[mode])
     rate = f"{measured.report.requests_per_second:,.0f}/s" if measured.report else measured.error
-    print(f"  {workload.name:<40} {target.name:<7} {rate}", file=sys.stderr, flush=True)
+    say(f"  {workload.name:<40} {target.name:<7} {rate}")
     return measured
 
 
@@ -67,6 +79,22 @@ def idle_cpu(target: Target, seconds: float) -> float:
     before = Usage.now(target)
     time.sleep(seconds)
     return Usage.now(target).since(before) / seconds
+
+
+def measure_fill(target: Target, timeout: float) -> Measurement:
+    """bench.fill through the leader, measured like a step (its rate is keys per second)."""
+    assert target.cluster is not None
+    leader = target.cluster.leader()
+    endpoint = f"{leader.address.host}:{leader.address.client_port}"
+
+    def write_keys() -> Outcome:
+        try:
+            seconds = fill(endpoint, workloads.KEY_SPACE, workloads.VALUE_SIZE, timeout)
+        except (grpc.RpcError, grpc.FutureTimeoutError) as exc:
+            return None, f"fill failed: {exc!r}"
+        return Report(seconds, workloads.KEY_SPACE / seconds), None
+
+    return while_measuring(target, write_keys)
 
 
 def memory_after_fill(target: Target, fill: Measurement, rows: list[Row]) -> Memory:
@@ -79,15 +107,17 @@ def memory_after_fill(target: Target, fill: Measurement, rows: list[Row]) -> Mem
 
 def benchmark(mode: str, baseline: str, candidate: str, sandbox: Sandbox,
               on_step: Callable[[Target, workloads.Workload], None] | None = None) -> Run:
-    rows_plan, ceiling_plan, fill = workloads.plan(quick=mode == "quick")
+    rows_plan, ceiling_plan = workloads.plan(quick=mode == "quick")
     run = Run(
         started=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         mode=mode, baseline=baseline, candidate=candidate, versions=versions(baseline, candidate),
-        cores=os.cpu_count() or 0, load_start=os.getloadavg(), fill_workload=fill.name,
+        cores=os.cpu_count() or 0, load_start=os.getloadavg(), fill_workload=workloads.FILL_NAME,
     )
     budget = Budget(RUN_SECONDS[mode])
-    print(f"starting {baseline} and {candidate} clusters", file=sys.stderr, flush=True)
-    targets = [cluster(sandbox, baseline), cluster(sandbox, candidate)]
+    say(f"starting {baseline} and {candidate} clusters")
+    # Both start at once (petcd's start-up is seconds of imports on a busy machine).
+    targets = [ready(c) for c in [start_cluster(sandbox, baseline), start_cluster(sandbox, candidate)]]
+    say("clusters ready")
     for target in targets:
         run.idle_cpu_seconds_per_second[target.name] = idle_cpu(target, IDLE_SECONDS[mode])
     for workload in rows_plan:
@@ -106,8 +136,8 @@ def benchmark(mode: str, baseline: str, candidate: str, sandbox: Sandbox,
         process.kill()
     for target in targets:
         # The fill is never skipped: the memory target needs it, and it is bounded by its own timeout.
-        filled = measure(target, fill, STEP_SECONDS[mode])
-        print(f"  {fill.name:<40} {target.name:<7} {filled.error or 'done'}", file=sys.stderr, flush=True)
+        filled = measure_fill(target, STEP_SECONDS[mode])
+        say(f"  {workloads.FILL_NAME:<40} {target.name:<7} {filled.error or 'done'}")
         run.memory[target.name] = memory_after_fill(target, filled, run.rows)
     return dataclasses.replace(run, load_end=os.getloadavg())
 

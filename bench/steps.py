@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import procstat
-from bench.report import NoReport, parse_report
+from bench.report import NoReport, Report, parse_report
 from bench.results import Measurement
 from bench.targets import BENCHMARK, Target, child_environment
 from bench.workloads import Workload
@@ -31,13 +32,24 @@ def tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def measure(target: Target, workload: Workload, timeout: float, program: str = str(BENCHMARK)) -> Measurement:
-    """Run `workload` against `target` (at most `timeout` seconds); the members' CPU and peak RSS."""
+Outcome = tuple[Report | None, str | None]  # the report, or why there is none
+
+
+def while_measuring(target: Target, action: Callable[[], Outcome]) -> Measurement:
+    """Run `action` and measure the target's members meanwhile: CPU, and each member's peak RSS
+    within the action (the peak is reset first)."""
     for group in target.process_groups:
         procstat.reset_group_peak_rss(group)
     load1 = os.getloadavg()[0]
     before = Usage.now(target)
-    argv = workload.argv(program, target.endpoints)
+    report, problem = action()
+    cpu = Usage.now(target).since(before)
+    peaks = tuple(procstat.group_memory_kib(g, "VmHWM") for g in target.process_groups)
+    return Measurement(report, problem, cpu, peaks, load1)
+
+
+def run_tool(argv: list[str], timeout: float) -> Outcome:
+    """etcd's benchmark tool, stopped after `timeout` seconds; its report or what went wrong."""
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
                               env=child_environment({}))
@@ -47,10 +59,15 @@ def measure(target: Target, workload: Workload, timeout: float, program: str = s
         partial = expired.stdout or ""
         output = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
         problem = f"stopped after {timeout:.0f} s"
-    cpu = Usage.now(target).since(before)
-    peaks = tuple(procstat.group_memory_kib(g, "VmHWM") for g in target.process_groups)
+    if problem is not None:
+        return None, problem
     try:
-        report = parse_report(output) if problem is None else None
+        return parse_report(output), None
     except NoReport as exc:
-        report, problem = None, f"{exc}: {tail(output)}"
-    return Measurement(report, problem, cpu, peaks, load1)
+        return None, f"{exc}: {tail(output)}"
+
+
+def measure(target: Target, workload: Workload, timeout: float, program: str = str(BENCHMARK)) -> Measurement:
+    """Run `workload` against `target` (at most `timeout` seconds); the members' CPU and peak RSS."""
+    argv = workload.argv(program, target.endpoints)
+    return while_measuring(target, lambda: run_tool(argv, timeout))

@@ -16,7 +16,8 @@ from harness.addresses import free_port, loopback_hosts  # noqa: E402
 from harness.implementations import BENCHMARK  # noqa: E402
 from harness.process import ManagedProcess, child_environment  # noqa: E402
 
-__all__ = ["BENCHMARK", "IMPLEMENTATIONS", "Sandbox", "Target", "child_environment", "cluster", "noop_server"]
+__all__ = ["BENCHMARK", "IMPLEMENTATIONS", "Member", "Sandbox", "Target", "child_environment", "noop_server",
+           "ready", "start_cluster"]
 
 
 @dataclass(frozen=True)
@@ -33,16 +34,22 @@ def _endpoint(member: Member) -> str:
     return f"{member.address.host}:{member.address.client_port}"
 
 
-def cluster(sandbox: Sandbox, implementation: str, size: int = 3) -> Target:
-    """A new `size`-member cluster of `implementation` (an IMPLEMENTATIONS key), healthy, with a leader."""
+def start_cluster(sandbox: Sandbox, implementation: str, size: int = 3) -> Cluster:
+    """Start a new `size`-member cluster of `implementation` (an IMPLEMENTATIONS key); see `ready`."""
     impl = IMPLEMENTATIONS[implementation]
     missing = impl.missing()
     if missing is not None:
         raise RuntimeError(missing)
-    started = sandbox.static_cluster(impl, size, token=f"bench-{implementation}")
-    started.leader(timeout=60)
+    return sandbox.static_cluster(impl, size, token=f"bench-{implementation}", wait=False)
+
+
+def ready(started: Cluster, timeout: float = 90.0) -> Target:
+    """The cluster as a target once every member is healthy and they agree on a leader."""
+    started.wait_healthy(timeout)
+    started.leader(timeout)
     pgids = tuple(m.process.pid for m in started.members if m.process is not None)
-    return Target(implementation, tuple(_endpoint(m) for m in started.members), pgids, started)
+    endpoints = tuple(_endpoint(m) for m in started.members)
+    return Target(started.implementation.name, endpoints, pgids, started)
 
 
 def noop_server(log_dir: Path, timeout: float = 30.0) -> tuple[Target, ManagedProcess]:

@@ -1,8 +1,8 @@
 """What `make bench` runs: etcd benchmark tool invocations, identical for every implementation.
 
 Totals are sized so that a full run (etcd and petcd, every row, the 100k-key fill) stays within
-about ten minutes on a busy 2-core machine where petcd does a few hundred puts per second (the fill
-alone is then about half of it), and BENCH_QUICK within about two.
+about ten minutes on a busy 2-core machine where petcd does a few hundred puts per second, and
+BENCH_QUICK within about two.
 """
 
 from __future__ import annotations
@@ -95,17 +95,14 @@ CEILING: Ceiling = tuple(
     (_put(w.clients, w.total, leader=None), w.name) for w in (PUT_1, PUT_64, PUT_256)
 )
 
-# After this, every one of the KEY_SPACE keys holds a 256-byte value: then peak RSS is read.
-FILL = Workload(f"fill {KEY_SPACE:,} keys (sequential)", (*_PUT, "--sequential-keys"), 256, KEY_SPACE,
-                target_leader=True)
-QUICK_FILL_KEYS = 10_000
+# Then every one of the KEY_SPACE keys holds a 256-byte value (bench.fill, many puts per Txn), and
+# each member's RSS is read.
+FILL_NAME = f"{KEY_SPACE:,} keys written once"
 
 
-def plan(quick: bool) -> tuple[tuple[Workload, ...], Ceiling, Workload]:
-    """(rows, ceiling rows, fill) for a full run, or scaled down for BENCH_QUICK."""
+def plan(quick: bool) -> tuple[tuple[Workload, ...], Ceiling]:
+    """(rows, ceiling rows) for a full run, or scaled down for BENCH_QUICK."""
     if not quick:
-        return FULL, CEILING, FILL
-    fill = Workload(f"fill {QUICK_FILL_KEYS:,} keys (sequential)", FILL.command, FILL.clients,
-                    QUICK_FILL_KEYS, FILL.target_leader)
+        return FULL, CEILING
     ceiling = tuple((w.scaled(QUICK_DIVISOR), beside) for w, beside in CEILING)
-    return tuple(w.scaled(QUICK_DIVISOR) for w in FULL), ceiling, fill
+    return tuple(w.scaled(QUICK_DIVISOR) for w in FULL), ceiling

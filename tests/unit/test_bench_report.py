@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: `bench` lives there
 
-from bench import procstat
+from bench import flame, procstat
 from bench.report import NoReport, parse_report
 
 # Real output of `benchmark --precise put --total 50 --val-size 256` (the progress bar included).
@@ -119,3 +119,49 @@ def test_peak_rss_reset_starts_a_new_window() -> None:
     before = own_peak_kib()
     procstat.reset_group_peak_rss(os.getpgid(0))
     assert own_peak_kib() < before - 32 * 1024
+
+
+# Lines in the shape py-spy `record --format raw --threads --nolineno` writes them (thread names with
+# spaces and parentheses included), along petcd's write path.
+_LOOP = ("thread (12144): MainThread;<module> (petcd/cli.py);run (uvloop/__init__.py);"
+         "Runner.run (asyncio/runners.py)")
+COLLAPSED = f"""\
+{_LOOP} 678
+thread (12217): Thread-1 (_poll_wrapper);Thread._bootstrap (threading.py);Thread.run (threading.py) 127
+{_LOOP};KVService.Put (petcd/api/kv.py);EtcdServer.put (petcd/server/etcdserver.py);\
+propose (petcd/server/etcdserver.py);wait_for (asyncio/tasks.py) 40
+{_LOOP};RaftLoop._run (petcd/server/raft_loop.py);RaftLoop._round (petcd/server/raft_loop.py);\
+EtcdServer.apply_entries (petcd/server/etcdserver.py);StateMachine.apply (petcd/server/apply.py);\
+MVCCStore.put (petcd/storage/mvcc.py) 30
+thread (12300): asyncio_0;Thread.run (threading.py);_worker (concurrent/futures/thread.py);\
+RaftDisk.save (petcd/storage/disk.py);fdatasync (petcd/storage/fsync.py) 20
+not a stack line
+"""
+
+
+def test_collapsed_stacks_per_thread() -> None:
+    stacks = flame.parse_collapsed(COLLAPSED)
+    assert len(stacks) == 5
+    assert flame.total(stacks) == 895
+    assert flame.by_thread(stacks) == {"MainThread": 748, "Thread-1 (_poll_wrapper)": 127, "asyncio_0": 20}
+    assert stacks[1].frames[-1] == "Thread.run (threading.py)"
+
+
+def test_layers_are_inclusive() -> None:
+    layers = flame.inclusive(flame.parse_collapsed(COLLAPSED))
+    assert layers["gRPC KV service (api/kv.py), inclusive"] == 40
+    assert layers["EtcdServer.propose (serialise, register, wait)"] == 40
+    assert layers["Ready loop round (server/raft_loop.py)"] == 30
+    assert layers["apply (server/apply.py)"] == 30
+    assert layers["MVCC store + LMDB (storage/mvcc, backend, kv, keyindex)"] == 30
+    assert layers["WAL save + fsync (storage/disk, wal, fsync)"] == 20
+    assert layers["Raft core (petcd/raft)"] == 0
+
+
+def test_self_time_and_the_loop_in_c() -> None:
+    stacks = flame.parse_collapsed(COLLAPSED)
+    assert flame.loop_c_samples(stacks) == 678
+    kinds = flame.self_kinds(stacks)
+    assert kinds["asyncio's Python code (tasks, futures, events, wait_for)"] == 40  # not the loop's own run
+    assert kinds["thread pool and locks (concurrent/futures, threading, queue)"] == 127
+    assert flame.leaf_counts(stacks).most_common(1) == [("Runner.run (asyncio/runners.py)", 678)]
