@@ -81,11 +81,12 @@ def settings_from(config: Config, member: int) -> ServerSettings:
 
 
 def grpc_socket_path(cfg: Config) -> str:
-    """The private unix socket the client port splices gRPC into. Named after the first client URL
-    (not random), so a member killed with SIGKILL leaves one stale file that its restart replaces.
-    uvloop cannot connect to abstract sockets, hence a file."""
-    parts = urlsplit(cfg.listen_client_urls[0])
-    return os.path.join(tempfile.gettempdir(), f"petcd-{os.getuid()}-{parts.hostname}-{parts.port}.grpc.sock")
+    """The private unix socket the client port splices gRPC into, named after this process: a name
+    built from the client URL collided when members listening on the same 0.0.0.0:2379 in different
+    network namespaces of one host (the test kubelet's pods) shared /tmp, and every client port then
+    spliced into the last member's gRPC server. Not in the data dir, which tools copy as files.
+    uvloop cannot connect to abstract sockets, hence a file; a clean stop removes it."""
+    return os.path.join(tempfile.gettempdir(), f"petcd-{os.getuid()}-{os.getpid()}.grpc.sock")
 
 
 def min_lease_ttl(cfg: Config) -> int:
