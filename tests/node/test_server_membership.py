@@ -22,7 +22,11 @@ def test_learner_added_promoted_and_leader_removed(sandbox: Sandbox) -> None:
     endpoints = cluster.endpoints
     etcdctl(["put", "before", "1"], endpoints).check()
     (address,) = sandbox.addresses(["etcd04"])
-    added = etcdctl(["member", "add", "etcd04", f"--peer-urls={address.peer_url}", "--learner"], endpoints)
+    add = ["member", "add", "etcd04", f"--peer-urls={address.peer_url}", "--learner"]
+    deadline = time.monotonic() + 30
+    # etcd refuses reconfiguration until every voter has been connected for 5 s ("unhealthy cluster")
+    while "unhealthy cluster" in (added := etcdctl(add, endpoints)).stderr and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert "Member" in added.check().stdout and "added to cluster" in added.stdout
     listed = {m.get("name", ""): m for m in members(endpoints)}
     assert listed[""]["isLearner"] is True and listed[""]["peerURLs"] == [address.peer_url]

@@ -35,6 +35,7 @@ from petcd.server.apply import StateMachine
 from petcd.server.background import Background
 from petcd.server.ids import RequestIdGenerator, member_id
 from petcd.server.leader_forward import LeaderForwarder
+from petcd.server.peer_activity import PeerActivity
 from petcd.server.read_index import ReadIndexBatcher
 from petcd.server.wait import IndexWaiter, Waiters
 from petcd.storage.errors import LeaseNotFoundError
@@ -103,6 +104,7 @@ class EtcdServer:
         self.on_membership_changed: Callable[[], None] = lambda: None
         self.on_leader_change: Callable[[int], None] = lambda leader: None
         self.is_peer_active: Callable[[int], bool] = lambda peer: False  # the transport's view
+        self.peers = PeerActivity()
         # A follower's MemberPromote goes to the leader over the peer port (set by the member).
         self.forward_promote: Callable[[int], Awaitable[list[pb.Member]]] = self._cannot_forward
         self.forwarder = LeaderForwarder(settings.request_timeout)
@@ -128,6 +130,7 @@ class EtcdServer:
         self.read_index.start()
         self._background.spawn(self._lease_expiry_loop())
         self._background.spawn(self._publish_loop())
+        self._background.spawn(self._peer_activity_loop())
 
     async def stop(self) -> None:
         await self._hand_over_leadership()
@@ -430,14 +433,14 @@ class EtcdServer:
         membership = self.state.membership
         reconfig.check_urls_free(membership, urls)
         new_id = member_id(urls, "", int(time.time()))
-        reconfig.check_add(membership, new_id, r.isLearner, self._started)
+        reconfig.check_add(membership, new_id, r.isLearner, self.member_id, self.peers, time.monotonic())
         member = pb.Member(ID=new_id, peerURLs=urls, isLearner=r.isLearner)
         cc_type = ConfChangeType.ADD_LEARNER_NODE if r.isLearner else ConfChangeType.ADD_NODE
         members = await self._propose_conf_change(cc_type, member)
         return pb.MemberAddResponse(header=self._members_response_header(), member=member, members=members)
 
     async def member_remove(self, r: pb.MemberRemoveRequest) -> pb.MemberRemoveResponse:
-        reconfig.check_remove(self.state.membership, r.ID, self._started)
+        reconfig.check_remove(self.state.membership, r.ID, self.member_id, self.peers, time.monotonic())
         members = await self._propose_conf_change(ConfChangeType.REMOVE_NODE, pb.Member(ID=r.ID))
         return pb.MemberRemoveResponse(header=self._members_response_header(), members=members)
 
@@ -474,8 +477,16 @@ class EtcdServer:
     async def _cannot_forward(self, learner_id: int) -> list[pb.Member]:
         raise errors.NOT_LEADER
 
-    def _started(self, member: int) -> bool:
-        return member == self.member_id or self.is_peer_active(member)
+    async def _peer_activity_loop(self) -> None:
+        """Sample the transport's connections each heartbeat: when each came up (ActiveSince)."""
+        while True:
+            now = time.monotonic()
+            members = self.state.membership.members
+            for peer in members:
+                if peer != self.member_id:
+                    self.peers.observe(peer, self.is_peer_active(peer), now)
+            self.peers.forget_others(members)
+            await asyncio.sleep(self.settings.heartbeat_seconds)
 
     async def _publish_loop(self) -> None:
         """Publish this member's name and client URLs through Raft once (etcd's publishV3)."""

@@ -55,7 +55,7 @@ class Cluster:
             running = [m.client_url for m in self.members if m.running()]
             status = etcdctl(["endpoint", "status", "-w", "json"], running)
             if status.returncode == 0:
-                leaders = {s["Status"]["leader"] for s in json.loads(status.stdout)}
+                leaders = {s["Status"].get("leader", 0) for s in json.loads(status.stdout)}  # 0 is omitted
                 if len(leaders) == 1 and (leader := leaders.pop()) in names:
                     return self.member(names[leader])
             seen = status.stdout + status.stderr
