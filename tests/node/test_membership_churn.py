@@ -110,7 +110,7 @@ class Churn:
         (address,) = self.sandbox.addresses([next(self._names)])
         add = ["member", "add", address.name, f"--peer-urls={address.peer_url}", "--learner"]
         added = self._retry(add, self.endpoints())
-        match = re.search(r"Member ([0-9a-f]+) added", added)
+        match = re.search(r"Member\s+([0-9a-f]+)\s+added", added)  # %16x: space-padded
         assert match is not None, added
         peers = [m.address for m in self.members] + [address]
         flags = static_flags(address, self.sandbox.data_dir(address), peers, token=TOKEN, state="existing")
