@@ -1,11 +1,13 @@
 """Background tasks one part of the member owns: kept referenced while they run (the event loop
-holds only weak references), cancelled and awaited together on stop."""
+holds only weak references), cancelled and awaited together on stop, for a bounded time."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
 from typing import Any
+
+from petcd.cancellation import cancel_and_wait
 
 
 class Background:
@@ -19,7 +21,4 @@ class Background:
         return task
 
     async def stop(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))

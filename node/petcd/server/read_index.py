@@ -8,11 +8,11 @@ the whole batch at once. Readers arriving meanwhile form the next batch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from collections.abc import Awaitable, Callable
 
 from petcd.api import errors
+from petcd.cancellation import cancel_and_wait
 
 RETRY_SECONDS = 0.5  # etcd's readIndexRetryTime: ask again if no answer came
 
@@ -38,9 +38,7 @@ class ReadIndexBatcher:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
         if self._next_batch is not None and not self._next_batch.done():
             self._next_batch.set_exception(errors.STOPPED)
 

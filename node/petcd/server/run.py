@@ -28,6 +28,7 @@ from petcd.api import http as client_http
 from petcd.api.errors import EtcdError
 from petcd.api.grpc_server import build_grpc_server
 from petcd.api.mux import ClientListener
+from petcd.cancellation import cancel_and_wait
 from petcd.config import Config, ConfigError
 from petcd.log import get_logger
 from petcd.metrics import Metrics
@@ -489,6 +490,10 @@ async def serve(config: Config) -> int:
         notify.stopping(dict(os.environ))
     log.info("stopping member", name=config.name)
     await member.stop()
+    # Anything a part left running is cancelled here within a bound: the event loop's own shutdown
+    # cancels once and then waits without limit.
+    current = asyncio.current_task()
+    await cancel_and_wait(t for t in asyncio.all_tasks() if t is not current)
     return member.exit_code
 
 

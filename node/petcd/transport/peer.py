@@ -10,13 +10,13 @@ its own, in chunks, and its outcome is reported with report_snapshot, as etcd do
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from petcd.cancellation import cancel_and_wait
 from petcd.log import get_logger
 from petcd.metrics import Metrics
 from petcd.raft.types import Message, MessageType
@@ -152,11 +152,7 @@ class Peer:
         return True
 
     async def stop(self) -> None:
-        for task in (self._task, self._snapshot_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await cancel_and_wait(t for t in (self._task, self._snapshot_task) if t is not None)
         self._set_connected(False)
 
     # ------------------------------------------------------------ the message stream
@@ -211,11 +207,7 @@ class Peer:
                 task.result()  # re-raise the failure that ended the stream
             raise asyncio.IncompleteReadError(b"", None)  # the peer closed the stream
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(tasks)
 
     async def _write_loop(self, writer: asyncio.StreamWriter) -> None:
         while True:
