@@ -19,6 +19,7 @@ TIER_OF_DIRECTORY = {
     "reliability": "node",
     "testenv": "e2e",
     "e2e": "e2e",
+    "k8s_on_petcd": "e2e",
 }
 
 
