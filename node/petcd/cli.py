@@ -13,6 +13,7 @@ before anything touches the data directory. The server is imported only to run i
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib
 import inspect
 import os
@@ -76,10 +77,11 @@ def unserved_settings(cfg: config.Config) -> list[str]:
 
 
 class ListenError(Exception):
-    """A listen URL that cannot be bound; the text is Go's (`listen tcp <addr>: bind: <reason>`)."""
+    """A listen URL that cannot be bound; the text is Go's (`listen tcp <addr>: bind: <reason>`), then
+    for a port in use the fix."""
 
 
-def _bind_all(url: str, held: list[socket.socket]) -> None:
+def _bind_all(url: str, flag: str, held: list[socket.socket]) -> None:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https"):
         return
@@ -101,17 +103,22 @@ def _bind_all(url: str, held: list[socket.socket]) -> None:
             ip, bound_port = str(address[0]), int(address[1])
             shown = f"[{ip}]" if family == socket.AF_INET6 else ip
             reason = (exc.strerror or str(exc)).lower()
-            raise ListenError(f"listen tcp {shown}:{bound_port}: bind: {reason}") from None
+            fix = f"; stop the other process or choose another port with {flag}" \
+                if exc.errno == errno.EADDRINUSE else ""
+            raise ListenError(f"listen tcp {shown}:{bound_port}: bind: {reason}{fix}") from None
 
 
 def check_listen_urls(cfg: config.Config) -> None:
     """Bind every --listen-*-urls address once, all at the same time, then release them: a port in use
     (or listed twice) is refused here, before the data directory exists, as etcd binds its listeners
-    before creating it."""
+    before creating it. Go's error text first, then the fix naming the flag that holds the port."""
     held: list[socket.socket] = []
     try:
-        for url in (*cfg.listen_peer_urls, *cfg.listen_client_urls, *cfg.listen_metrics_urls):
-            _bind_all(url, held)
+        for flag, urls in (("--listen-peer-urls", cfg.listen_peer_urls),
+                           ("--listen-client-urls", cfg.listen_client_urls),
+                           ("--listen-metrics-urls", cfg.listen_metrics_urls)):
+            for url in urls:
+                _bind_all(url, flag, held)
     finally:
         for sock in held:
             sock.close()
@@ -199,6 +206,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return run_server(cfg)
     except KeyboardInterrupt:
         return 130
+    except config.ConfigError as exc:  # refused by the server's bootstrap checks: etcd's line, no class name
+        return _refuse(str(exc), EXIT_REFUSED)
     except Exception as exc:  # one clear line, the traceback only in the structured log
         log.exception("petcd stopped with an error", error=str(exc))
         return _refuse(f"{type(exc).__name__}: {exc}", EXIT_REFUSED)

@@ -666,7 +666,12 @@ class Config:
         if self.initial_cluster_state == "existing" and self.discovery:
             raise ConfigError("discovery URL should not be set when joining existing initial cluster")
         if members and self.name not in members:
-            raise ConfigError(f'couldn\'t find local name "{self.name}" in the initial cluster configuration')
+            missing = f'couldn\'t find local name "{self.name}" in the initial cluster configuration'
+            if self.discovery or self.discovery_srv:
+                raise ConfigError(missing)
+            # etcd's words, then the fix (issue 12): this member's entry, as --initial-cluster spells it
+            entry = ",".join(f"{self.name}={url}" for url in self.initial_advertise_peer_urls)
+            raise ConfigError(f"{missing}; add {entry} to --initial-cluster")
         if self.initial_cluster_state == "new" and members:
             _check_advertise_matches_cluster(self.name, self.initial_advertise_peer_urls, members[self.name])
         seen: set[str] = set()

@@ -91,12 +91,21 @@ def test_existing_refused_when_the_cluster_has_another_member_count() -> None:
     expected = (
         "error validating peerURLs {ClusterID:fb724fe03be6b51d Members:[&{ID:63b1f12a25d671b1"
         f" RaftAttributes:{{PeerURLs:[{A}] IsLearner:false}} Attributes:{{Name:e1 ClientURLs:"
-        "[http://127.0.0.1:2379]}}] RemovedMemberIDs:[]}: member count is unequal"
+        "[http://127.0.0.1:2379]}}] RemovedMemberIDs:[]}: member count is unequal"  # etcd's words
+        f"; add it first with `etcdctl member add e2 --peer-urls={B}`, or use --initial-cluster-state new"
     )
     cfg = config("e2", B, "existing", f"e1={A},e2={B}")
     with pytest.raises(ConfigError) as refused:
         asyncio.run(bootstrap.plan(cfg, answering(0xFB724FE03BE6B51D, [running])))
     assert str(refused.value) == expected
+
+
+def test_existing_for_an_added_member_with_too_short_an_initial_cluster_gets_no_add_hint() -> None:
+    """The cluster knows b (added, not started): telling the user to add it again would be wrong."""
+    members = [MemberInfo(1, (A,), "a"), MemberInfo(2, (B,), ""), MemberInfo(3, (C,), "c")]
+    with pytest.raises(ConfigError) as refused:
+        asyncio.run(bootstrap.plan(config("b", B, "existing", f"a={A},b={B}"), answering(5, members)))
+    assert str(refused.value).endswith(": member count is unequal")
 
 
 def test_existing_refused_when_peer_urls_do_not_match() -> None:

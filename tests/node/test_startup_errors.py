@@ -54,21 +54,27 @@ def test_name_missing_from_initial_cluster(sandbox: Sandbox, petcd: None) -> Non
     data_dir = sandbox.data_dir(me)
     line = refusal_line(sandbox, me, static_flags(me, data_dir, [other]))
     assert line == ("petcd: error verifying flags, couldn't find local name \"etcd04\" in the initial "
-                    "cluster configuration. See 'petcd --help'.")
+                    f"cluster configuration; add etcd04={me.peer_url} to --initial-cluster. "
+                    "See 'petcd --help'.")
     assert not data_dir.exists()
 
 
-def test_port_in_use_leaves_the_data_dir_as_it_was(sandbox: Sandbox, petcd: None) -> None:
+@pytest.mark.parametrize("port", ["client", "peer"])
+def test_port_in_use_names_the_flag_and_leaves_the_data_dir_as_it_was(
+        sandbox: Sandbox, petcd: None, port: str) -> None:
     (member,) = sandbox.static_cluster(PETCD, 1, names=["etcd01"]).members
     assert member.terminate() == 0
     before = fingerprint(member.data_dir)
     address = member.address
+    taken = address.client_port if port == "client" else address.peer_port
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind((address.host, address.client_port))
+        squatter.bind((address.host, taken))
         squatter.listen()
         line = refusal_line(sandbox, address, member.flags)
-    assert line == f"petcd: listen tcp {address.host}:{address.client_port}: bind: address already in use"
+    # Go's words (as etcd prints them), then the fix
+    assert line == (f"petcd: listen tcp {address.host}:{taken}: bind: address already in use; stop the other "
+                    f"process or choose another port with --listen-{port}-urls")
     assert fingerprint(member.data_dir) == before
 
 
@@ -78,9 +84,12 @@ def test_existing_for_a_member_never_added_writes_nothing(sandbox: Sandbox, petc
     data_dir = sandbox.data_dir(newcomer)
     flags = static_flags(newcomer, data_dir, [running.members[0].address, newcomer], state="existing")
     line = refusal_line(sandbox, newcomer, flags)
-    assert line.startswith("petcd: ") and line.endswith(
+    # etcd's line (no Python class name in front of it), then the fix
+    assert line.startswith("petcd: error validating peerURLs {ClusterID:") and line.endswith(
         f"Attributes:{{Name:etcd01 ClientURLs:[{running.members[0].client_url}]}}}}] RemovedMemberIDs:[]}}:"
-        " member count is unequal"), line
+        " member count is unequal; add it first with "
+        f"`etcdctl member add etcd02 --peer-urls={newcomer.peer_url}`, or use --initial-cluster-state new"
+    ), line
     assert not data_dir.exists()
     assert list(running.member_ids()) == ["etcd01"]
 

@@ -56,7 +56,8 @@ def test_refused_bootstrap_writes_nothing(tmp_path: Path, capsys: pytest.Capture
                           "--initial-cluster", "bar=http://127.0.0.1:12380"], capsys)
     assert status == 1
     assert err.splitlines()[-1] == ('petcd: error verifying flags, couldn\'t find local name "foo" in the '
-                                    "initial cluster configuration. See 'petcd --help'.")
+                                    "initial cluster configuration; add foo=http://localhost:2380 to "
+                                    "--initial-cluster. See 'petcd --help'.")
     assert not data_dir.exists()
     assert os.listdir(tmp_path) == []
 
@@ -123,7 +124,8 @@ def test_a_port_in_use_is_refused_before_the_data_dir_exists(tmp_path: Path,
         status, _, err = run(["--data-dir", str(tmp_path / "d"), "--listen-client-urls", url,
                               "--advertise-client-urls", url], capsys)
     assert status == 1
-    assert err.splitlines()[-1] == f"petcd: listen tcp 127.0.0.1:{port}: bind: address already in use"
+    assert err.splitlines()[-1] == (f"petcd: listen tcp 127.0.0.1:{port}: bind: address already in use; "
+                                    "stop the other process or choose another port with --listen-client-urls")
     assert not (tmp_path / "d").exists()
 
 
@@ -138,7 +140,8 @@ def test_the_same_port_for_clients_and_peers_is_refused(tmp_path: Path,
              "--initial-cluster", f"default={url}"]
     status, _, err = run(flags, capsys)
     assert status == 1
-    assert err.splitlines()[-1] == f"petcd: listen tcp 127.0.0.1:{port}: bind: address already in use"
+    assert err.splitlines()[-1] == (f"petcd: listen tcp 127.0.0.1:{port}: bind: address already in use; "
+                                    "stop the other process or choose another port with --listen-client-urls")
 
 
 def test_unserved_http_only_client_urls_are_refused(tmp_path: Path,

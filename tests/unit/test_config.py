@@ -165,7 +165,8 @@ P1, P2 = "http://127.0.0.1:12380", "http://127.0.0.2:12380"
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--name", "foo", "--initial-cluster", f"bar={P1}"],
-     'couldn\'t find local name "foo" in the initial cluster configuration'),
+     'couldn\'t find local name "foo" in the initial cluster configuration'
+     "; add foo=http://localhost:2380 to --initial-cluster"),  # etcd's words, then petcd's fix
     (["--initial-cluster", "default=http://localhost:2380,default=http://localhost:2381"],
      "--initial-cluster has default=http://localhost:2381 but missing from "
      '--initial-advertise-peer-urls=http://localhost:2380 (len(["http://localhost:2380"]) != '
@@ -221,6 +222,16 @@ def test_srv_discovery_checks_the_members_it_found() -> None:
     with pytest.raises(ConfigError, match="couldn't find local name"):
         c.verify_bootstrap({"infra1": ("http://10.0.0.1:2380",)})
     c.verify_bootstrap({"default": ("http://localhost:2380",), "infra1": ("http://10.0.0.1:2380",)})
+
+
+def test_a_name_missing_from_initial_cluster_is_refused_with_the_entry_to_add() -> None:
+    c = cfg("--name", "etcd04", "--initial-advertise-peer-urls", "http://127.0.0.4:2380,http://10.0.0.4:2380",
+            "--initial-cluster", "etcd01=http://127.0.0.1:2380")
+    with pytest.raises(ConfigError) as info:
+        c.verify_bootstrap()
+    assert str(info.value) == (
+        'couldn\'t find local name "etcd04" in the initial cluster configuration; add '
+        "etcd04=http://127.0.0.4:2380,etcd04=http://10.0.0.4:2380 to --initial-cluster")
 
 
 # ---------------------------------------------------------------- the seed article's pitfalls

@@ -91,7 +91,15 @@ async def _join(config: Config, fetch: FetchMembers) -> Plan:
         cluster_id, infos = await fetch(remote_peer_urls(members, config.name), 5.0)
     except ClusterInfoError as exc:
         raise ConfigError(f"cannot fetch cluster info from peer urls: {exc}") from None
-    ids = assign_ids(members, cluster_id, infos)
+    try:
+        ids = assign_ids(members, cluster_id, infos)
+    except ConfigError as exc:
+        mine = members[config.name]
+        if any(sorted(i.peer_urls) == sorted(mine) for i in infos):
+            raise
+        # The cluster does not know this member at all: etcd's words, then the fix (issue 12).
+        raise ConfigError(f"{exc}; add it first with `etcdctl member add {config.name} "
+                          f"--peer-urls={','.join(mine)}`, or use --initial-cluster-state new") from None
     joined = Membership(
         cluster_id,
         {i.id: Member(i.id, i.name, i.peer_urls, i.client_urls, i.is_learner) for i in infos},
