@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from petcd import cli
+from petcd import cli, config
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str], env: dict[str, str] | None = None
@@ -63,21 +63,22 @@ def test_refused_bootstrap_writes_nothing(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_bootstrap_settings_are_ignored_once_a_wal_exists(tmp_path: Path) -> None:
-    loaded = cli.config.load(["--name", "foo", "--data-dir", str(tmp_path / "d"),
+    loaded = config.load(["--name", "foo", "--data-dir", str(tmp_path / "d"),
                               "--initial-cluster", "bar=http://127.0.0.1:12380"], {})
     assert loaded.config is not None
-    with pytest.raises(cli.config.ConfigError):
+    with pytest.raises(config.ConfigError):
         cli.check_startable(loaded.config)
     (tmp_path / "d" / "member" / "wal").mkdir(parents=True)
     (tmp_path / "d" / "member" / "wal" / "0000000000000000-0000000000000000.wal").write_bytes(b"x")
     cli.check_startable(loaded.config)
 
 
-def test_tls_is_refused_until_served(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status, _, err = run(["--data-dir", str(tmp_path / "d"), "--cert-file", "/x.crt", "--key-file", "/x.key"],
-                         capsys)
+def test_peer_tls_is_refused_until_served(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flags = ["--data-dir", str(tmp_path / "d"), "--peer-cert-file", "/x.crt", "--peer-key-file", "/x.key"]
+    status, _, err = run(flags, capsys)
     assert status == 1
-    assert "TLS is not supported by this petcd version yet (--cert-file/--key-file)" in err.splitlines()[-1]
+    refusal = "TLS is not supported by this petcd version yet (--peer-cert-file/--peer-key-file)"
+    assert refusal in err.splitlines()[-1]
     assert not (tmp_path / "d").exists()
 
 
