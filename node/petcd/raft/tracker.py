@@ -33,7 +33,10 @@ class ProgressTracker:
                 progress.is_learner = node in self.learners
 
     def is_singleton(self) -> bool:
-        return len(self.voters) == 1 and not self.learners
+        """One voter (the leader): it confirms reads alone. Learners do not count (etcd's IsSingleton),
+        else a one-member cluster that adds a learner not yet running could not serve a linearizable
+        read until the learner answered."""
+        return len(self.voters) == 1
 
     def committed(self) -> int:
         """The highest index replicated on a quorum of voters (learners never count)."""
