@@ -64,16 +64,10 @@ def _refuse_flags(reason: str) -> int:
 
 
 def unserved_settings(cfg: config.Config) -> list[str]:
-    """Settings petcd parses and validates but cannot serve yet (TLS): starting would mislead clients."""
-    urls = (*cfg.listen_client_urls, *cfg.listen_peer_urls, *cfg.listen_metrics_urls,
-            *cfg.advertise_client_urls, *cfg.initial_advertise_peer_urls)
-    found = [url for url in urls if urllib.parse.urlsplit(url).scheme in ("https", "unixs")]
-    for flag, tls in (("", cfg.client_tls), ("peer-", cfg.peer_tls)):
-        if tls.cert_file or tls.key_file:
-            found.append(f"--{flag}cert-file/--{flag}key-file")
-        if tls.auto_tls:
-            found.append(f"--{flag}auto-tls")
-    return found
+    """Settings petcd parses and validates but cannot serve yet (peer TLS): starting would mislead."""
+    from petcd.security import setup  # TLS is the security package's to define
+
+    return setup.unserved(cfg)
 
 
 class ListenError(Exception):
@@ -137,6 +131,9 @@ def check_startable(cfg: config.Config) -> None:
     unserved = unserved_settings(cfg)
     if unserved:
         raise config.ConfigError(f"TLS is not supported by this petcd version yet ({', '.join(unserved)})")
+    from petcd.security import setup
+
+    setup.check_files(cfg)
     if cfg.listen_client_http_urls:
         raise config.ConfigError("--listen-client-http-urls is not supported by this petcd version yet; "
                                  "--listen-client-urls serves HTTP and gRPC on one port")

@@ -15,6 +15,7 @@ from petcd.api.lease import LeaseService
 from petcd.api.maintenance import MaintenanceService
 from petcd.api.watch import WatchService
 from petcd.proto import health_pb2, health_pb2_grpc, rpc_pb2_grpc
+from petcd.security.identity import ClientIdentities
 
 if TYPE_CHECKING:
     from petcd.server.etcdserver import EtcdServer
@@ -39,10 +40,19 @@ class HealthService(health_pb2_grpc.HealthServicer):
         return answer(status=answer.SERVING if self.serving else answer.NOT_SERVING)
 
 
-def build_grpc_server(server: EtcdServer, hub: WatchDispatcher, max_request_bytes: int) -> grpc.aio.Server:
+def build_grpc_server(
+    server: EtcdServer,
+    hub: WatchDispatcher,
+    max_request_bytes: int,
+    identities: ClientIdentities | None = None,
+    client_cert_auth: bool = False,
+) -> grpc.aio.Server:
+    """`identities`/`client_cert_auth`: the client port's TLS clients, whose certificate CN is their
+    auth user with --client-cert-auth."""
     auth = server.state.auth
+    gate = AuthInterceptor(auth, server.state.lease_keys, server.header, client_cert_auth, identities)
     g = grpc.aio.server(
-        interceptors=[AuthInterceptor(auth, server.state.lease_keys, server.header)],
+        interceptors=[gate],
         options=[
             ("grpc.max_receive_message_length", max_request_bytes + GRPC_OVERHEAD_BYTES),
             ("grpc.max_send_message_length", MAX_SEND_BYTES),

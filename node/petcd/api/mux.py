@@ -15,6 +15,7 @@ import ssl
 from collections.abc import Callable
 from typing import cast
 
+from petcd.security.identity import ClientIdentities, common_name
 from petcd.server.background import Background
 
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -25,8 +26,11 @@ ProtocolFactory = Callable[[], asyncio.Protocol]
 class _Splice(asyncio.Protocol):
     """Copies what arrives on one transport into `peer`; stops reading while `peer` is congested."""
 
-    def __init__(self, peer: asyncio.Transport | None = None) -> None:
+    def __init__(
+        self, peer: asyncio.Transport | None = None, on_lost: Callable[[], None] | None = None
+    ) -> None:
         self.peer = peer
+        self._on_lost = on_lost
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -44,6 +48,8 @@ class _Splice(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._on_lost is not None:
+            self._on_lost()
         if self.peer is not None:
             self.peer.close()
 
@@ -60,8 +66,15 @@ class _Splice(asyncio.Protocol):
 class _Sniffer(asyncio.Protocol):
     """Reads until it can tell HTTP/2 from HTTP/1.1, then hands the connection over."""
 
-    def __init__(self, grpc_unix_path: str, http_factory: ProtocolFactory, splices: Background) -> None:
+    def __init__(
+        self,
+        grpc_unix_path: str,
+        http_factory: ProtocolFactory,
+        splices: Background,
+        identities: ClientIdentities | None = None,
+    ) -> None:
         self._grpc_unix_path = grpc_unix_path
+        self._identities = identities
         self._splices = splices
         self._http_factory = http_factory
         self._buffer = b""
@@ -105,7 +118,16 @@ class _Sniffer(asyncio.Protocol):
         try:
             # The peer is known before the connection exists: gRPC's first frames may arrive
             # before this coroutine resumes, and must not be dropped.
-            upstream, _ = await loop.create_unix_connection(lambda: _Splice(client), self._grpc_unix_path)
+            cn = common_name(client.get_extra_info("peercert")) if self._identities is not None else ""
+            if self._identities is not None and cn:
+                # A verified client certificate: gRPC learns its CN from the address we connect from.
+                identities = self._identities
+                sock, address = await identities.connect(self._grpc_unix_path, cn)
+                upstream, _ = await loop.create_unix_connection(
+                    lambda: _Splice(client, lambda: identities.forget(address)), sock=sock
+                )
+            else:
+                upstream, _ = await loop.create_unix_connection(lambda: _Splice(client), self._grpc_unix_path)
         except OSError:
             client.close()
             return
@@ -130,9 +152,11 @@ class ClientListener:
         grpc_unix_path: str,
         http_factory: ProtocolFactory,
         ssl_context: ssl.SSLContext | None = None,
+        identities: ClientIdentities | None = None,
     ) -> None:
         self.host = host
         self._ssl = ssl_context
+        self._identities = identities if ssl_context is not None else None
         self.port = port
         self._grpc_unix_path = grpc_unix_path
         self._http_factory = http_factory
@@ -142,7 +166,7 @@ class ClientListener:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Sniffer(self._grpc_unix_path, self._http_factory, self._splices),
+            lambda: _Sniffer(self._grpc_unix_path, self._http_factory, self._splices, self._identities),
             self.host,
             self.port,
             reuse_address=True,

@@ -37,6 +37,7 @@ from petcd.raft.node import Config as RaftConfig
 from petcd.raft.node import RawNode
 from petcd.raft.storage import MemoryStorage
 from petcd.raft.types import ConfState, Message, MessageType, Role, Snapshot, SnapshotMetadata
+from petcd.security.setup import client_port_tls
 from petcd.server import bootstrap, snapshot_data
 from petcd.server.apply import StateMachine
 from petcd.server.background import Background
@@ -298,7 +299,11 @@ class Member:
 
     async def _start_client_listeners(self) -> None:
         cfg = self.config
-        self.grpc = build_grpc_server(self.server, self.hub, cfg.max_request_bytes)
+        self.server.state.auth.configure(cfg.bcrypt_cost, cfg.auth_token_ttl)
+        tls = client_port_tls(cfg)
+        self.grpc = build_grpc_server(
+            self.server, self.hub, cfg.max_request_bytes, tls.identities, tls.client_cert_auth
+        )
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.grpc_socket)  # left behind by a killed predecessor
         self.grpc.add_insecure_port(f"unix:{self.grpc_socket}")
@@ -317,7 +322,9 @@ class Member:
         for url in cfg.listen_client_urls:
             parts = urlsplit(url)
             host, port = parts.hostname or "", parts.port or 2379
-            listener = ClientListener(host, port, self.grpc_socket, runner.server)
+            listener = ClientListener(
+                host, port, self.grpc_socket, runner.server, tls.for_url(url), tls.identities
+            )
             await listener.start()
             self._client_listeners.append(listener)
         if cfg.listen_metrics_urls:
