@@ -250,8 +250,12 @@ def test_wrong_cluster_id_is_refused_with_a_clear_log_line(caplog: pytest.LogCap
     assert records["request cluster ID mismatch"] == {
         "local-member-id": "2", "local-member-cluster-id": "2222", "remote-peer-id": "1",
         "remote-peer-cluster-id": "1111"}
-    assert records["remote peer refused the connection"]["reason"] == "cluster ID mismatch"
-    assert sum(record.getMessage() == "remote peer refused the connection" for record in caplog.records) == 1
+    # the dialer's side (etcd's words) names both members and both cluster IDs, once per reason
+    ignored = "request sent was ignored by remote peer due to cluster ID mismatch"
+    assert records[ignored] == {
+        "remote-peer-id": "2", "remote-peer-cluster-id": "2222", "local-member-id": "1",
+        "local-member-cluster-id": "1111", "error": "cluster ID mismatch"}
+    assert sum(record.getMessage() == ignored for record in caplog.records) == 1
 
 
 def test_unknown_sender_and_removed_member_are_refused() -> None:

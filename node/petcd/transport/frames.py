@@ -39,7 +39,7 @@ class FrameError(Exception):
 class Kind(enum.IntEnum):
     HELLO = 1           # dialer -> listener: HELLO struct
     ACCEPT = 2          # listener -> dialer: empty
-    REJECT = 3          # listener -> dialer: utf-8 reason; the connection closes
+    REJECT = 3          # listener -> dialer: utf-8 reason, "\n", listener's cluster ID in hex; then closes
     MESSAGE = 4         # raftpb.Message
     SNAPSHOT_BEGIN = 5  # uint64 data length + raftpb.Message without the snapshot's data
     SNAPSHOT_CHUNK = 6  # part of the snapshot's data
@@ -135,6 +135,17 @@ class Hello:
 
 
 _SNAPSHOT_SIZE = struct.Struct("!Q")
+
+
+def encode_reject(reason: str, cluster_id: int) -> bytes:
+    """A refusal names the refusing member's cluster ID, as etcd's X-Etcd-Cluster-ID header does."""
+    return f"{reason}\n{cluster_id:x}".encode()
+
+
+def decode_reject(payload: bytes) -> tuple[str, str]:
+    """(reason, the refusing member's cluster ID in hex, "" if it sent none)."""
+    reason, _, cluster_id = payload.decode("utf-8", "replace").partition("\n")
+    return reason, cluster_id
 
 
 def encode_snapshot_begin(data_length: int, message_without_data: bytes) -> bytes:

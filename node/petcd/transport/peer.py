@@ -28,6 +28,7 @@ from petcd.transport.frames import (
     Hello,
     Kind,
     Stream,
+    decode_reject,
     encode_frame,
     encode_snapshot_begin,
     read_frame,
@@ -68,10 +69,15 @@ class Settings:
 
 
 REMOVED_REASON = "the member has been permanently removed from the cluster"
+CLUSTER_ID_MISMATCH = "cluster ID mismatch"
 
 
 class PeerRejected(Exception):
     """The remote member refused the connection; the text is its reason."""
+
+    def __init__(self, reason: str, remote_cluster_id: str = "") -> None:
+        super().__init__(reason)
+        self.remote_cluster_id = remote_cluster_id
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,7 @@ async def dial(url: str, local: Local, peer_id: int, stream: Stream, timeout: fl
         await writer.drain()
         frame = await asyncio.wait_for(read_frame(reader), timeout)
         if frame.kind is Kind.REJECT:
-            raise PeerRejected(frame.payload.decode("utf-8", "replace"))
+            raise PeerRejected(*decode_reject(frame.payload))
         if frame.kind is not Kind.ACCEPT:
             raise FrameError(f"expected ACCEPT, got {frame.kind.name}")
     except BaseException:
@@ -255,14 +261,23 @@ class Peer:
             reason = str(exc)
             if reason != self._rejection_logged:  # once per reason, not once per retry
                 self._rejection_logged = reason
-                log.error("remote peer refused the connection", **{"remote-peer-id": self._hex,
-                          "local-member-id": f"{self.local.member_id:x}",
-                          "local-member-cluster-id": f"{self.local.cluster_id():x}"}, reason=reason)
+                self._log_rejection(exc)
             if reason == REMOVED_REASON:
                 self.handler.removed_from_cluster()
         else:
             log.debug("failed to dial remote peer", **{"remote-peer-id": self._hex}, error=str(exc))
         self._drop_queued()
+
+    def _log_rejection(self, exc: PeerRejected) -> None:
+        ids = {"remote-peer-id": self._hex, "remote-peer-cluster-id": exc.remote_cluster_id,
+               "local-member-id": f"{self.local.member_id:x}",
+               "local-member-cluster-id": f"{self.local.cluster_id():x}"}
+        if str(exc) == CLUSTER_ID_MISMATCH:
+            # etcd's line; the two cluster IDs tell which side holds another cluster's data
+            log.warn("request sent was ignored by remote peer due to cluster ID mismatch", **ids,
+                     error=CLUSTER_ID_MISMATCH)
+        else:
+            log.error("remote peer refused the connection", **ids, reason=str(exc))
 
     def _drop_queued(self) -> None:
         """Messages queued for a broken stream are stale: drop them and let Raft probe again."""

@@ -30,13 +30,13 @@ from petcd.transport.frames import (
     Stream,
     decode_snapshot_begin,
     encode_frame,
+    encode_reject,
     read_frame,
 )
-from petcd.transport.peer import REMOVED_REASON, Handler, Local, Peer, Settings
+from petcd.transport.peer import CLUSTER_ID_MISMATCH, REMOVED_REASON, Handler, Local, Peer, Settings
 
 log = get_logger("transport")
 
-CLUSTER_ID_MISMATCH = "cluster ID mismatch"
 TO_FIELD_MISMATCH = "to field mismatch"
 SENDER_NOT_FOUND = "error sender not found"
 HANDSHAKE_TIMEOUT = 5.0
@@ -147,7 +147,7 @@ class Transport:
             sender = f"{hello.sender_id:x}"
             reason = self._verdict(hello)
             if reason:
-                writer.write(encode_frame(Kind.REJECT, reason.encode()))
+                writer.write(encode_frame(Kind.REJECT, encode_reject(reason, self.cluster_id)))
                 await writer.drain()
                 return
             writer.write(encode_frame(Kind.ACCEPT))
