@@ -13,6 +13,7 @@ class Stack:
     thread: str  # the thread's name, without py-spy's "thread (tid): " prefix
     frames: tuple[str, ...]  # outermost first, each "function (package/file.py)"
     samples: int
+    tid: int = 0  # the kernel's thread id (py-spy's "thread (tid)"; 0 when absent)
 
 
 def parse_collapsed(text: str) -> list[Stack]:
@@ -23,9 +24,15 @@ def parse_collapsed(text: str) -> list[Stack]:
         if not body or not count.isdigit():
             continue
         thread, *frames = body.split(";")
-        _, _, name = thread.partition("): ")
-        stacks.append(Stack(name or thread, tuple(frames), int(count)))
+        prefix, _, name = thread.partition("): ")
+        tid = prefix.removeprefix("thread (")
+        stacks.append(Stack(name or thread, tuple(frames), int(count), int(tid, 0) if tid.isdigit() else 0))
     return stacks
+
+
+def thread_names(stacks: Iterable[Stack]) -> dict[int, str]:
+    """Kernel thread id -> Python thread name, for the threads py-spy saw."""
+    return {s.tid: s.thread for s in stacks if s.tid}
 
 
 def total(stacks: Iterable[Stack]) -> int:

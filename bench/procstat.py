@@ -80,11 +80,11 @@ def reset_group_peak_rss(pgid: int, proc: Path = PROC) -> None:
             (proc / str(pid) / "clear_refs").write_text(_RESET_PEAK_RSS)
 
 
-def thread_cpu_seconds(pid: int, proc: Path = PROC) -> dict[str, float]:
-    """CPU seconds per thread name (/proc/<pid>/task/*/comm; threads sharing a name are summed)."""
-    by_name: dict[str, float] = {}
+def thread_cpu_seconds(pid: int, proc: Path = PROC) -> dict[int, tuple[str, float]]:
+    """Thread id -> (name from /proc/<pid>/task/<tid>/comm, CPU seconds) for every thread of `pid`."""
+    threads: dict[int, tuple[str, float]] = {}
     for task in (proc / str(pid) / "task").iterdir():
         with contextlib.suppress(OSError, ValueError, IndexError):
             name = (task / "comm").read_text().strip()
-            by_name[name] = by_name.get(name, 0.0) + parse_stat((task / "stat").read_text()).cpu_seconds
-    return by_name
+            threads[int(task.name)] = (name, parse_stat((task / "stat").read_text()).cpu_seconds)
+    return threads

@@ -40,9 +40,18 @@ class MemberProfile:
     raw: str
 
 
-def thread_cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    deltas = {name: after[name] - before.get(name, 0.0) for name in after}
-    return {name: delta for name, delta in deltas.items() if delta > 0}
+Threads = dict[int, tuple[str, float]]
+
+
+def thread_cpu_delta(before: Threads, after: Threads, python_names: dict[int, str]) -> dict[str, float]:
+    """CPU seconds per thread during the load, named as Python names it (else by its kernel name)."""
+    deltas: dict[str, float] = {}
+    for tid, (comm, cpu) in after.items():
+        delta = cpu - before.get(tid, (comm, 0.0))[1]
+        if delta > 0:
+            name = python_names.get(tid, comm)
+            deltas[name] = deltas.get(name, 0.0) + delta
+    return deltas
 
 
 def pct(part: int | float, whole: int | float) -> str:
@@ -54,7 +63,7 @@ def member_section(p: MemberProfile, puts: int) -> list[str]:
     cpu = sum(p.thread_cpu.values())
     out = [f"### {p.name} ({p.role})", "",
            f"CPU during the load: {cpu:.1f} s ({cpu / puts * 1000:.2f} s per 1,000 puts); "
-           f"py-spy samples of running threads: {samples:,} at {SAMPLES_PER_SECOND}/s.", "",
+           f"py-spy samples: {samples:,} at {SAMPLES_PER_SECOND}/s.", "",
            "| thread | CPU s | share |", "|---|---|---|"]
     out += [f"| {name} | {sec:.2f} | {pct(sec, cpu)} |"
             for name, sec in sorted(p.thread_cpu.items(), key=lambda kv: -kv[1]) if sec >= 0.01]
@@ -74,12 +83,12 @@ def member_section(p: MemberProfile, puts: int) -> list[str]:
 
 
 def summary(stamp: str, load: Sequence[float], m: Measurement, profiles: Sequence[MemberProfile],
-            workload: workloads.Workload) -> str:
+            workload: workloads.Workload, native: bool) -> str:
     puts = m.report.operations if m.report else 0
     out = [f"# Profile of petcd under {workload.name} — {stamp}", "",
            f"- Load average at the start: {', '.join(f'{x:.2f}' for x in load)}; {os.cpu_count()} cores.",
            f"- `benchmark {' '.join(workload.arguments)}` while py-spy sampled every member "
-           f"(`record --format raw --threads --nolineno --nonblocking --rate {SAMPLES_PER_SECOND}`).",
+           f"(`py-spy record {' '.join(py_spy_options(native))}`).",
            f"- Result under profiling: {fmt_ops(m)} puts/s, p50 / p99 {fmt_latencies(m)} ms, "
            f"{fmt_cpu(m)} CPU s per 1,000 puts over the three members.", ""]
     for p in profiles:
@@ -87,11 +96,16 @@ def summary(stamp: str, load: Sequence[float], m: Measurement, profiles: Sequenc
     return "\n".join(out)
 
 
+def py_spy_options(native: bool) -> list[str]:
+    # --gil: only the thread holding the GIL is sampled, so a thread blocked in fdatasync or in
+    # grpc's completion queue (GIL released) does not count as busy; C frames need --native.
+    return ["--format", "raw", "--threads", "--nolineno", "--nonblocking", "--rate", str(SAMPLES_PER_SECOND),
+            *(["--native"] if native else ["--gil"])]
+
+
 def py_spy(pid: int, output: Path, native: bool) -> subprocess.Popen[bytes]:
-    argv = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--threads", "--nolineno",
-            "--nonblocking", "--rate", str(SAMPLES_PER_SECOND), "--output", str(output)]
-    return subprocess.Popen([*argv, *(["--native"] if native else [])], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    argv = ["py-spy", "record", "--pid", str(pid), *py_spy_options(native), "--output", str(output)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def stop(recorder: subprocess.Popen[bytes]) -> None:
@@ -121,8 +135,9 @@ def profile(target: Target, leader: Member, workload: workloads.Workload, workdi
         raw_path = workdir / f"{member.name}.txt"
         raw = raw_path.read_text() if raw_path.exists() else ""
         role = "leader" if member is leader else "follower"
-        cpu = thread_cpu_delta(start, procstat.thread_cpu_seconds(pid))
-        profiles.append(MemberProfile(member.name, role, cpu, flame.parse_collapsed(raw), raw))
+        stacks = flame.parse_collapsed(raw)
+        cpu = thread_cpu_delta(start, procstat.thread_cpu_seconds(pid), flame.thread_names(stacks))
+        profiles.append(MemberProfile(member.name, role, cpu, stacks, raw))
     return measured, profiles
 
 
@@ -154,7 +169,7 @@ def main() -> int:
     for p in profiles:
         with gzip.open(out / f"{p.name}-{p.role}.collapsed.gz", "wt") as f:
             f.write(p.raw)
-    text = summary(stamp, load, measured, profiles, workload)
+    text = summary(stamp, load, measured, profiles, workload, native)
     (out / "summary.md").write_text(text)
     print(text)
     say(f"written to {out}")

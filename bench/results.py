@@ -45,6 +45,7 @@ class Memory:
     rss_kib: tuple[int, ...]
     peak_rss_kib: tuple[int, ...]  # since the member started
     fill: Measurement
+    anon_rss_kib: tuple[int, ...] = ()  # RSS without file-backed pages (the backend's mmap)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,8 @@ def _row(raw: dict[str, Any]) -> Row:
 
 
 def _memory(raw: dict[str, Any]) -> Memory:
-    return Memory(tuple(raw["rss_kib"]), tuple(raw["peak_rss_kib"]), _measurement(raw["fill"]))
+    return Memory(tuple(raw["rss_kib"]), tuple(raw["peak_rss_kib"]), _measurement(raw["fill"]),
+                  tuple(raw.get("anon_rss_kib", ())))
 
 
 def _measurement(raw: dict[str, Any]) -> Measurement:

@@ -97,12 +97,17 @@ def measure_fill(target: Target, timeout: float) -> Measurement:
     return while_measuring(target, write_keys)
 
 
-def memory_after_fill(target: Target, fill: Measurement, rows: list[Row]) -> Memory:
-    """RSS now, and each member's highest step peak over the whole run (the fill included)."""
-    peaks = [m.peak_rss_kib for row in rows if (m := row.results.get(target.name)) and m.peak_rss_kib]
-    peaks.append(fill.peak_rss_kib)
+def memory_after_fill(target: Target, fill: Measurement) -> Memory:
+    """RSS now (all, and anonymous only), and each member's peak RSS during the fill."""
     rss = tuple(procstat.group_memory_kib(g, "VmRSS") for g in target.process_groups)
-    return Memory(rss, tuple(max(member) for member in zip(*peaks, strict=True)), fill)
+    anon = tuple(procstat.group_memory_kib(g, "RssAnon") for g in target.process_groups)
+    return Memory(rss, tuple(max(p, f) for p, f in zip(rss, fill.peak_rss_kib, strict=True)), fill, anon)
+
+
+def stop(target: Target) -> None:
+    if target.cluster is not None:
+        for member in target.cluster.members:
+            member.kill()
 
 
 def benchmark(mode: str, baseline: str, candidate: str, sandbox: Sandbox,
@@ -134,11 +139,15 @@ def benchmark(mode: str, baseline: str, candidate: str, sandbox: Sandbox,
                                    {noop.name: step(noop, workload, mode, budget)}, beside))
     finally:
         process.kill()
+    # Memory on fresh clusters, so that it is the 100k keys' and not the rows' history as well. The
+    # fill is never skipped: the memory target needs it, and it is bounded by its own timeout.
     for target in targets:
-        # The fill is never skipped: the memory target needs it, and it is bounded by its own timeout.
+        stop(target)
+    say("starting fresh clusters for the memory reading")
+    for target in [ready(c) for c in [start_cluster(sandbox, baseline), start_cluster(sandbox, candidate)]]:
         filled = measure_fill(target, STEP_SECONDS[mode])
         say(f"  {workloads.FILL_NAME:<40} {target.name:<7} {filled.error or 'done'}")
-        run.memory[target.name] = memory_after_fill(target, filled, run.rows)
+        run.memory[target.name] = memory_after_fill(target, filled)
     return dataclasses.replace(run, load_end=os.getloadavg())
 
 

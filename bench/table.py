@@ -109,10 +109,10 @@ def ceiling(run: Run) -> list[str]:
 
 
 def memory(run: Run) -> list[str]:
-    header = ["implementation", "RSS now, per member (MiB)", "peak RSS since start, per member (MiB)",
-              "fill ops/s", "fill CPU s/1k ops"]
-    lines = [[name, fmt_mib(m.rss_kib), fmt_mib(m.peak_rss_kib), fmt_ops(m.fill), fmt_cpu(m.fill)]
-             for name, m in run.memory.items()]
+    header = ["implementation", "RSS now, per member (MiB)", "of which anonymous (not file-backed)",
+              "peak RSS during the fill, per member (MiB)", "fill keys/s", "fill CPU s/1k keys"]
+    lines = [[name, fmt_mib(m.rss_kib), fmt_mib(m.anon_rss_kib), fmt_mib(m.peak_rss_kib), fmt_ops(m.fill),
+              fmt_cpu(m.fill)] for name, m in run.memory.items()]
     return _table(header, lines)
 
 
@@ -172,7 +172,8 @@ def render(run: Run) -> str:
         out += ["", "## Ceiling: a no-op Python gRPC server (grpc.aio on uvloop, Put returns at once)", "",
                 *ceiling(run)]
     if run.memory:
-        out += ["", f"## Memory after {run.fill_workload} with 256-byte values", "", *memory(run)]
+        out += ["", f"## Memory: fresh clusters, then {run.fill_workload} with 256-byte values", "",
+                *memory(run)]
     out += ["", "## Targets (issue 9)", "", *_table(["target", "measured", "met"],
             [[t, v, DASH if ok is None else ("yes" if ok else "no")] for t, v, ok in targets(run)])]
     out += ["", "## Arguments", ""]

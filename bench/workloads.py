@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 VALUE_SIZE = 256
 KEY_SPACE = 100_000
-QUICK_DIVISOR = 5
+QUICK_DIVISOR = 8
 CLIENTS_PER_CONNECTION = 8  # etcd's documented runs use 10/100 and 100/1000 conns/clients
 
 
@@ -65,25 +65,25 @@ def _put(clients: int, total: int, leader: bool | None) -> Workload:
     return Workload(f"put, {clients} {noun}{where}", _PUT, clients, total, bool(leader))
 
 
-PUT_1 = _put(1, 1_000, leader=True)
-PUT_64 = _put(64, 4_000, leader=True)
-PUT_256 = _put(256, 5_000, leader=True)
-RANGE_L_64 = Workload("range linearizable, 64 clients", _RANGE_L, 64, 5_000)
+PUT_1 = _put(1, 2_000, leader=True)
+PUT_64 = _put(64, 8_000, leader=True)
+PUT_256 = _put(256, 10_000, leader=True)
+RANGE_L_64 = Workload("range linearizable, 64 clients", _RANGE_L, 64, 10_000)
 
 FULL: tuple[Workload, ...] = (
     PUT_1,
-    _put(16, 3_000, leader=True),
+    _put(16, 6_000, leader=True),
     PUT_64,
-    _put(64, 4_000, leader=False),
+    _put(64, 8_000, leader=False),
     PUT_256,
-    _put(256, 5_000, leader=False),
-    Workload("range linearizable, 1 client", _RANGE_L, 1, 1_000),
+    _put(256, 10_000, leader=False),
+    Workload("range linearizable, 1 client", _RANGE_L, 1, 2_000),
     RANGE_L_64,
-    Workload("range serializable, 64 clients", _RANGE_S, 64, 10_000),
-    Workload("txn-put, 64 clients → leader", _TXN_PUT, 64, 3_000, target_leader=True),
+    Workload("range serializable, 64 clients", _RANGE_S, 64, 20_000),
+    Workload("txn-put, 64 clients → leader", _TXN_PUT, 64, 6_000, target_leader=True),
     # --total puts at --put-rate per second; every one is observed by each of the 16 watchers.
     Workload("watch latency, 16 watchers", _WATCH_LATENCY, 16, 1_000),
-    Workload("lease keep-alive, 64 clients → leader", ("lease-keepalive",), 64, 5_000, target_leader=True),
+    Workload("lease keep-alive, 64 clients → leader", ("lease-keepalive",), 64, 10_000, target_leader=True),
 )
 
 Ceiling = tuple[tuple[Workload, str], ...]  # (workload, name of the row it stands beside)

@@ -145,6 +145,8 @@ def test_collapsed_stacks_per_thread() -> None:
     assert flame.total(stacks) == 895
     assert flame.by_thread(stacks) == {"MainThread": 748, "Thread-1 (_poll_wrapper)": 127, "asyncio_0": 20}
     assert stacks[1].frames[-1] == "Thread.run (threading.py)"
+    assert flame.thread_names(stacks) == {12144: "MainThread", 12217: "Thread-1 (_poll_wrapper)",
+                                          12300: "asyncio_0"}
 
 
 def test_layers_are_inclusive() -> None:

@@ -34,7 +34,7 @@ def sample_run() -> Run:
     run.ceiling.append(Row("put, 64 clients", "--clients=64", {table.NOOP: measured(8_000, 7, 30)},
                            beside=workloads.PUT_64.name))
     run.memory["petcd"] = Memory((120 * 1024,) * 3, (140 * 1024, 160 * 1024, 139 * 1024),
-                                 measured(2_000, 20, 60, seconds=50.0))
+                                 measured(2_000, 20, 60, seconds=50.0), (90 * 1024,) * 3)
     return run
 
 
@@ -123,7 +123,7 @@ def test_render_names_load_errors_and_arguments() -> None:
     assert "- put, 64 clients → leader, petcd: 2× EOF" in text
     assert "- range linearizable, 64 clients, petcd: stopped after 180 s" in text
     assert "`benchmark --endpoints=… --clients=64`" in text
-    assert "| petcd | 120/120/120 | 140/160/139 |" in text
+    assert "| petcd | 120/120/120 | 90/90/90 | 140/160/139 |" in text
 
 
 def test_json_round_trip() -> None:
