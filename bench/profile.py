@@ -99,8 +99,9 @@ def summary(stamp: str, load: Sequence[float], m: Measurement, profiles: Sequenc
 def py_spy_options(native: bool) -> list[str]:
     # --gil: only the thread holding the GIL is sampled, so a thread blocked in fdatasync or in
     # grpc's completion queue (GIL released) does not count as busy; C frames need --native.
-    return ["--format", "raw", "--threads", "--nolineno", "--nonblocking", "--rate", str(SAMPLES_PER_SECOND),
-            *(["--native"] if native else ["--gil"])]
+    # py-spy refuses --native with --nonblocking: native stacks need the process paused per sample.
+    mode = ["--native"] if native else ["--nonblocking", "--gil"]
+    return ["--format", "raw", "--threads", "--nolineno", "--rate", str(SAMPLES_PER_SECOND), *mode]
 
 
 def py_spy(pid: int, output: Path, native: bool) -> subprocess.Popen[bytes]:
