@@ -147,7 +147,7 @@ class ControlPlane:
         self.petcd_members, processes = petcd_store.start(self.config.run_dir, self.logs)
         self.processes += processes
         self.etcd_servers = [m.client_url for m in self.petcd_members]
-        self.config.extra_apiserver_flags += petcd_store.APISERVER_FLAGS
+        self.config.extra_apiserver_flags += petcd_store.apiserver_flags()
 
     def _start_apiserver(self) -> LoggedProcess:
         tls = self.pki

@@ -14,8 +14,14 @@ from testenv.processes import LoggedProcess
 STORE_VARIABLE = "PETCD_TESTENV_STORE"
 STORES = ("etcd", "petcd")
 MEMBERS = 3
-# Events live 30 s, so a test sees one expire with its lease.
-APISERVER_FLAGS = ["--event-ttl=30s"]
+# PETCD_TESTENV_EVENT_TTL (e.g. 30s) shortens the API server's --event-ttl, so a test sees an Event
+# expire with its lease; unset, Events live the default hour (suites count Events minutes old).
+EVENT_TTL_VARIABLE = "PETCD_TESTENV_EVENT_TTL"
+
+
+def apiserver_flags() -> list[str]:
+    ttl = os.environ.get(EVENT_TTL_VARIABLE)
+    return [f"--event-ttl={ttl}"] if ttl else []
 
 
 def store_from_environment() -> str:
