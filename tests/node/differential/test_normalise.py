@@ -83,6 +83,21 @@ def test_check_perf_keeps_the_shape_of_the_verdicts() -> None:
     )
 
 
+def test_check_perf_verdicts_compare_whatever_the_timing() -> None:
+    slow = (
+        "\n 60 / 60 100.00%\nFAIL: Throughput too low: 120 writes/s\nSlowest request took too long: 0.6s\n"
+        "Stddev too high: 0.2s\nFAIL\n"
+    )
+    fast = "PASS: Throughput is 150 writes/s\nPASS: Slowest request took 0.1s\nPASS: Stddev is 0.01s\nPASS\n"
+    assert normalise_stdout(("check", "perf"), slow, identities()) == normalise_stdout(
+        ("check", "perf"), fast, identities()
+    )
+    # ...but a missing check is still a difference
+    assert normalise_stdout(("check", "perf"), fast.replace("PASS: Stddev is 0.01s\n", ""), identities()) != (
+        normalise_stdout(("check", "perf"), fast, identities())
+    )
+
+
 def test_stderr_client_logs() -> None:
     raw = (
         '{"level":"warn","ts":"2026-11-24T21:24:32.057Z","target":"endpoint://client-b7e6ff61-c1ae-4eb6-ae2f-'
