@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hypothesis  # noqa: F401
 import pytest
+
+# hypothesis is imported here, before any test runs, because its pytest plugin imports it lazily in
+# the terminal summary otherwise, and on CPython 3.11.7 that compile can fail with "SystemError: AST
+# constructor recursion depth mismatch" after tests that drove the interpreter's C recursion counter
+# (seen after tests/unit/test_transport.py): every test passed, yet pytest exited 1.
 
 # Kubernetes fixtures (kube_cluster, namespace) for tests/testenv and tests/e2e.
 pytest_plugins = ["testenv.fixtures"]
