@@ -127,7 +127,13 @@ def joiner_learns_the_restored_cluster(sandbox: Sandbox, cluster: Cluster, expec
     """A member added after the restore replays the new cluster's log from its first entry: the
     founders must be in it (the restore wrote their bootstrap entries), or it would not follow them."""
     (address,) = sandbox.addresses(["new4"])
-    cluster.etcdctl("member", "add", "new4", f"--peer-urls={address.peer_url}", "--learner").check()
+    add = ("member", "add", "new4", f"--peer-urls={address.peer_url}", "--learner")
+    # a freshly started cluster refuses reconfiguration until every voter has been connected for 5 s
+    # ("unhealthy cluster", etcd's strict reconfiguration check): retry as any etcd client must
+    deadline = time.monotonic() + 30
+    while "unhealthy cluster" in (added := cluster.etcdctl(*add)).stderr and time.monotonic() < deadline:
+        time.sleep(0.5)
+    added.check()
     flags = static_flags(address, sandbox.data_dir(address), [m.address for m in cluster.members] + [address],
                          token=cluster.token, state="existing")
     learner = sandbox.member(PETCD, address, flags)
